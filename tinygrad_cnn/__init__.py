@@ -1,0 +1,34 @@
+"""tinygrad_cnn: a small numpy autograd framework for convolutional networks."""
+
+from .tensor import Tensor, as_tensor  # first: the engine and the ops are built on it
+
+# isort: split
+from .autograd import (
+    Context,
+    Function,
+    enable_grad,
+    grad,
+    grad_of,
+    hvp,
+    is_grad_enabled,
+    jacobian,
+    no_grad,
+    set_grad_enabled,
+    value_and_grad,
+)
+from .gradcheck import (
+    GradcheckError,
+    GradReport,
+    check_gradients,
+    gradcheck,
+    gradgradcheck,
+    numerical_grad,
+)
+from .ops import REGISTRY, concatenate, stack
+
+__all__ = [
+    "Tensor", "as_tensor", "Function", "Context", "no_grad", "enable_grad", "set_grad_enabled",
+    "is_grad_enabled", "grad", "value_and_grad", "grad_of", "jacobian", "hvp",
+    "gradcheck", "gradgradcheck", "numerical_grad", "check_gradients", "GradcheckError",
+    "GradReport", "REGISTRY", "concatenate", "stack",
+]

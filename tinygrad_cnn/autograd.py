@@ -1,0 +1,496 @@
+"""The engine: `Function`, grad mode, the iterative graph walk, `backward` and `autograd.grad`.
+
+A `Function` runs its forward on raw ndarrays. When grad mode is on and an input requires
+grad, `Function.apply` records a `Context` (the node of the graph, `Tensor.grad_fn`) holding
+the input Tensors, the op's parameters and whatever the forward saved. The backward of every
+op is written with Tensor ops, so running it with grad mode on (``create_graph=True``)
+records the backward pass as a graph of its own and higher derivatives follow.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Iterable, Sequence
+from contextlib import ContextDecorator
+from typing import Any
+
+import numpy as np
+
+from .tensor import Tensor, as_tensor
+
+__all__ = [
+    "Context", "Function", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled",
+    "backward", "grad_of",
+]
+
+
+# ----------------------------------------------------------------------------- grad mode
+class _GradMode(threading.local):
+    """Thread-local grad mode: whether ops record a graph, and how deep in grad transforms."""
+
+    def __init__(self) -> None:
+        self.enabled = True
+        self.transform_depth = 0
+
+
+_mode = _GradMode()
+
+
+def is_grad_enabled() -> bool:
+    """True when ops record the graph (the default)."""
+    return _mode.enabled
+
+
+class set_grad_enabled(ContextDecorator):
+    """Context manager and decorator that sets grad mode on or off for its block."""
+
+    def __init__(self, mode: bool) -> None:
+        self.mode = bool(mode)
+        self._previous: list[bool] = []
+
+    def __enter__(self) -> set_grad_enabled:
+        self._previous.append(_mode.enabled)
+        _mode.enabled = self.mode
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _mode.enabled = self._previous.pop()
+
+
+class no_grad(set_grad_enabled):
+    """Ops inside record no graph and save nothing: ``with no_grad(): ...`` or ``@no_grad()``."""
+
+    def __init__(self) -> None:
+        super().__init__(False)
+
+
+class enable_grad(set_grad_enabled):
+    """Turns recording back on inside a `no_grad` block."""
+
+    def __init__(self) -> None:
+        super().__init__(True)
+
+
+# ----------------------------------------------------------------------------- nodes
+class Context:
+    """A node of the graph: what one op call needs for its backward.
+
+    `inputs` are the input Tensors (use them in a backward that must be differentiable),
+    `output` the result Tensor, `saved` the arrays given to `save_for_backward`,
+    `params` the op's keyword parameters, `needs_input_grad` one flag per input.
+    """
+
+    def __init__(self, fn: type[Function], inputs: tuple[Tensor, ...], params: dict,
+                 recording: bool) -> None:
+        self.fn = fn
+        self.inputs = inputs if recording else ()
+        self.params = params
+        self.recording = recording
+        self.needs_input_grad = tuple(t.requires_grad for t in inputs) if recording else ()
+        self.saved: tuple | None = ()
+        self.released = False
+        self._output: weakref.ref | None = None
+
+    @property
+    def name(self) -> str:
+        return self.fn.name
+
+    @property
+    def output(self) -> Tensor:
+        tensor = self._output() if self._output is not None else None
+        assert tensor is not None, "the output of a node is alive while its backward runs"
+        return tensor
+
+    def save_for_backward(self, *arrays: Any) -> None:
+        """Keep arrays for the backward; nothing is kept when no graph is recorded."""
+        if self.recording:
+            self.saved = arrays
+
+    def release(self) -> None:
+        """Free what the forward saved; the node can no longer run its backward."""
+        self.saved = None
+        self.released = True
+
+    def __repr__(self) -> str:
+        return f"<{self.name}>"
+
+
+class Function:
+    """A differentiable op: subclass, write `forward` and `backward`, call `apply`.
+
+    ``forward(ctx, *arrays, **params) -> ndarray`` runs on raw arrays.
+    ``backward(ctx, g: Tensor) -> tuple`` returns one gradient (Tensor or None) per input,
+    written with Tensor ops so that it is itself differentiable; it may read ``ctx.inputs``,
+    ``ctx.output``, ``ctx.saved`` and ``ctx.params``. Broadcasting is undone by the engine:
+    a gradient may have the broadcast shape of the output.
+    """
+
+    name: str = ""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "name" not in cls.__dict__:
+            cls.name = cls.__name__.lower()
+
+    @staticmethod
+    def forward(ctx: Context, *arrays: np.ndarray, **params: Any) -> np.ndarray:
+        raise NotImplementedError
+
+    @staticmethod
+    def backward(ctx: Context, g: Tensor) -> tuple:
+        raise NotImplementedError
+
+    @classmethod
+    def apply(cls, *inputs: Any, **params: Any) -> Tensor:
+        tensors = tuple(t if isinstance(t, Tensor) else as_tensor(t) for t in inputs)
+        recording = _mode.enabled and any(t.requires_grad for t in tensors)
+        ctx = Context(cls, tensors, params, recording)
+        out = cls.forward(ctx, *[t.data for t in tensors], **params)
+        if not isinstance(out, np.ndarray):
+            out = np.asarray(out)
+        if recording and out.dtype.kind == "f":
+            result = Tensor._make(out, True, ctx)
+            ctx._output = weakref.ref(result)
+            return result
+        return Tensor._make(out, False, None)
+
+
+# ----------------------------------------------------------------------------- the walk
+def _topological_nodes(roots: Iterable[Tensor], stop_at: set[int]) -> list[Context]:
+    """Nodes reachable from `roots`, each before the nodes that made its inputs.
+
+    Iterative depth-first post-order (no recursion, so graphs of any depth work); the walk
+    does not go above tensors whose id is in `stop_at`.
+    """
+    post_order: list[Context] = []
+    visited: set[int] = set()
+    stack: list[tuple[Context, bool]] = [(r.grad_fn, False) for r in roots if r.grad_fn]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            post_order.append(node)
+            continue
+        if id(node) in visited:
+            continue
+        visited.add(id(node))
+        stack.append((node, True))
+        for tensor in node.inputs:
+            parent = tensor.grad_fn
+            if parent is not None and id(parent) not in visited and id(tensor) not in stop_at:
+                stack.append((parent, False))
+    post_order.reverse()
+    return post_order
+
+
+def _nodes_leading_to(nodes: list[Context], targets: set[int]) -> list[Context]:
+    """The nodes of `nodes` (topologically ordered) from which some target can be reached."""
+    needed: set[int] = set()
+    for node in reversed(nodes):
+        if any(id(t) in targets or id(t.grad_fn) in needed for t in node.inputs):
+            needed.add(id(node))
+    return [node for node in nodes if id(node) in needed]
+
+
+def _fit_to_input(grad: Tensor, tensor: Tensor, node: Context) -> Tensor:
+    """Undo broadcasting (sum over broadcast axes) and match the input's dtype."""
+    if grad.shape != tensor.shape:
+        grad = grad.sum_to(tensor.shape)
+        if grad.shape != tensor.shape:
+            raise RuntimeError(f"{node.name}: backward returned a gradient of shape "
+                               f"{grad.shape} for an input of shape {tensor.shape}")
+    if grad.dtype != tensor.dtype:
+        grad = grad.astype(tensor.dtype)
+    return grad
+
+
+def _run_backward(roots: Sequence[Tensor], root_grads: Sequence[Tensor], *,
+                  targets: Sequence[Tensor] | None, retain_graph: bool,
+                  create_graph: bool) -> tuple[dict[int, Tensor], dict[int, Tensor]]:
+    """Propagate gradients from `roots`.
+
+    Returns ({id(tensor): grad} for the leaves and targets reached, {id(leaf): leaf}).
+    """
+    target_ids = {id(t) for t in targets} if targets is not None else set()
+    nodes = _topological_nodes(roots, target_ids)
+    if targets is not None:
+        nodes = _nodes_leading_to(nodes, target_ids)
+    grads: dict[int, Tensor] = {}
+    for root, root_grad in zip(roots, root_grads):
+        _accumulate(grads, id(root), root_grad)
+    found: dict[int, Tensor] = {}
+    leaves: dict[int, Tensor] = {id(r): r for r in roots if r.grad_fn is None}
+    with set_grad_enabled(create_graph):
+        for node in nodes:
+            out_id = id(node.output)
+            g = grads.pop(out_id, None)
+            if g is None:
+                continue
+            if out_id in target_ids:
+                found[out_id] = g
+                continue
+            if node.released:
+                raise RuntimeError(
+                    f"backward through {node.name} a second time: its saved arrays were "
+                    "freed by the first backward; pass retain_graph=True to the first one")
+            input_grads = node.fn.backward(node, g)
+            if not retain_graph:
+                node.release()
+            _check_input_grads(node, input_grads)
+            for tensor, input_grad in zip(node.inputs, input_grads):
+                if input_grad is not None and tensor.requires_grad:
+                    _accumulate(grads, id(tensor), _fit_to_input(input_grad, tensor, node))
+                    if tensor.grad_fn is None:
+                        leaves[id(tensor)] = tensor
+    found.update(grads)
+    return found, leaves
+
+
+def _check_input_grads(node: Context, input_grads: Any) -> None:
+    if not isinstance(input_grads, tuple) or len(input_grads) != len(node.inputs):
+        raise RuntimeError(f"{node.name}.backward must return a tuple of {len(node.inputs)} "
+                           f"gradients (one per input), got {input_grads!r}")
+
+
+def _accumulate(grads: dict[int, Tensor], key: int, grad: Tensor) -> None:
+    previous = grads.get(key)
+    grads[key] = grad if previous is None else previous + grad
+
+
+def _root_gradient(tensor: Tensor, gradient: Any) -> Tensor:
+    if gradient is None:
+        if tensor.size != 1:
+            raise RuntimeError(f"backward() on a non-scalar output of shape {tensor.shape}: "
+                               "pass gradient= (an array of that shape) or reduce first "
+                               "(e.g. .sum())")
+        return Tensor._make(np.ones(tensor.shape, tensor.dtype), False, None)
+    gradient = as_tensor(gradient, dtype=tensor.dtype)
+    if gradient.shape != tensor.shape:
+        raise ValueError(f"backward(): gradient has shape {gradient.shape} but the output "
+                         f"has shape {tensor.shape}")
+    return gradient
+
+
+def backward(tensor: Tensor, gradient: Any = None, retain_graph: bool | None = None,
+             create_graph: bool = False) -> None:
+    """Accumulate d tensor / d leaf into ``leaf.grad`` for every leaf that requires grad."""
+    if not tensor.requires_grad:
+        raise RuntimeError("backward() on a tensor that does not require grad and has no "
+                           "grad_fn: no input of its graph had requires_grad=True")
+    retain = create_graph if retain_graph is None else retain_graph
+    root_grad = _root_gradient(tensor, gradient)
+    grads, leaves = _run_backward([tensor], [root_grad], targets=None, retain_graph=retain,
+                          create_graph=create_graph)
+    for key, leaf in leaves.items():
+        grad = grads.get(key)
+        if grad is None:
+            continue
+        if not create_graph:
+            grad = grad.detach()
+        leaf.grad = grad if leaf.grad is None else leaf.grad + grad
+
+
+def grad_of(outputs: Tensor | Sequence[Tensor], inputs: Sequence[Tensor],
+            grad_outputs: Any = None, retain_graph: bool | None = None,
+            create_graph: bool = False, allow_unused: bool = True) -> list[Tensor | None]:
+    """d outputs / d inputs without touching ``.grad`` (PyTorch's ``torch.autograd.grad``).
+
+    `inputs` may be any tensors of the graph, leaves or not. An input the outputs do not
+    depend on gets None.
+    """
+    outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
+    if grad_outputs is None:
+        grad_outputs = [None] * len(outputs)
+    elif isinstance(grad_outputs, (Tensor, np.ndarray)):
+        grad_outputs = [grad_outputs]
+    roots = [t for t in outputs if t.requires_grad]
+    root_grads = [_root_gradient(t, g) for t, g in zip(outputs, grad_outputs) if t.requires_grad]
+    retain = create_graph if retain_graph is None else retain_graph
+    grads, _ = _run_backward(roots, root_grads, targets=list(inputs), retain_graph=retain,
+                          create_graph=create_graph)
+    result = []
+    for tensor in inputs:
+        grad = grads.get(id(tensor))
+        if grad is not None and not create_graph:
+            grad = grad.detach()
+        result.append(grad)
+    return result
+
+
+def transform_depth() -> int:
+    """How many grad transforms (`grad`, `value_and_grad`) are running their function now."""
+    return _mode.transform_depth
+
+
+class _InsideTransform:
+    def __enter__(self) -> None:
+        _mode.transform_depth += 1
+
+    def __exit__(self, *exc: object) -> None:
+        _mode.transform_depth -= 1
+
+
+def inside_transform() -> _InsideTransform:
+    return _InsideTransform()
+
+
+
+# ----------------------------------------------------------------------------- transforms
+def _tree_flatten(tree: Any) -> tuple[list[Any], Any]:
+    """Leaves of nested dicts/lists/tuples (dicts in key order) and a spec to rebuild it."""
+    if isinstance(tree, dict):
+        keys = list(tree)
+        parts = [_tree_flatten(tree[k]) for k in keys]
+        return [leaf for leaves, _ in parts for leaf in leaves], (dict, keys, [s for _, s in parts])
+    if isinstance(tree, (list, tuple)):
+        parts = [_tree_flatten(item) for item in tree]
+        return [leaf for leaves, _ in parts for leaf in leaves], (type(tree), None,
+                                                                   [s for _, s in parts])
+    return [tree], None
+
+
+def _tree_unflatten(spec: Any, leaves: Iterable[Any]) -> Any:
+    leaves = iter(leaves)
+
+    def build(node_spec: Any) -> Any:
+        if node_spec is None:
+            return next(leaves)
+        kind, keys, children = node_spec
+        values = [build(child) for child in children]
+        return dict(zip(keys, values)) if kind is dict else kind(values)
+
+    return build(spec)
+
+
+def _differentiable_leaf(value: Any, where: str) -> Tensor:
+    """A fresh Tensor to differentiate with respect to.
+
+    Inside another transform, a Tensor that requires grad stays connected to the outer graph
+    (through an identity node), so the outer transform can differentiate the result again.
+    """
+    if isinstance(value, Tensor) and value.requires_grad and _mode.transform_depth > 0:
+        from .ops import Identity
+        return Identity.apply(value)
+    data = value.data if isinstance(value, Tensor) else np.asarray(value)
+    if data.dtype.kind != "f":
+        raise TypeError(f"grad: {where} must be floating point to be differentiated, got "
+                        f"dtype {data.dtype}; convert it with .astype(np.float32)")
+    return Tensor._make(data, True, None)
+
+
+def _check_scalar_output(out: Any, has_aux: bool) -> Tensor:
+    if not isinstance(out, Tensor):
+        hint = " (with has_aux=True, return (loss, aux))" if has_aux else ""
+        raise TypeError(f"grad: the function must return a Tensor{hint}, got "
+                        f"{type(out).__name__}")
+    if out.size != 1:
+        raise ValueError(f"grad: the function must return a scalar, got shape {out.shape}; "
+                         "reduce it (e.g. .sum()) or use jacobian")
+    return out
+
+
+def value_and_grad(f: Any, argnums: int | Sequence[int] = 0, has_aux: bool = False) -> Any:
+    """A function returning ``(f(*args), d f / d args[argnums])``, in the spirit of JAX.
+
+    `f` takes Tensors, arrays or nested dicts/lists/tuples of them and returns a scalar
+    Tensor (or ``(scalar, aux)`` with `has_aux`). The gradients mirror the structure of the
+    differentiated arguments (a tuple of them when `argnums` is a tuple). With `has_aux`
+    the result is ``((value, aux), grads)``.
+
+    >>> import numpy as np
+    >>> value, grads = value_and_grad(lambda p: (p["w"] ** 2).sum())({"w": np.ones(2)})
+    >>> grads["w"].numpy()
+    array([2., 2.])
+    """
+    single = isinstance(argnums, int)
+    positions = (argnums,) if single else tuple(argnums)
+
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        for position in positions:
+            if not -len(args) <= position < len(args):
+                raise ValueError(f"grad: argnums {argnums!r} refers to argument {position}, "
+                                 f"but the function was called with {len(args)} arguments")
+        args = list(args)
+        specs, targets = [], []
+        for position in positions:
+            leaves, spec = _tree_flatten(args[position])
+            fresh = [_differentiable_leaf(v, f"argument {position}") for v in leaves]
+            args[position] = _tree_unflatten(spec, fresh)
+            specs.append(spec)
+            targets.append(fresh)
+        nested = _mode.transform_depth > 0
+        with enable_grad(), inside_transform():
+            result = f(*args, **kwargs)
+        out, aux = result if has_aux else (result, None)
+        if has_aux and not (isinstance(result, tuple) and len(result) == 2):
+            raise TypeError("grad: with has_aux=True the function must return (loss, aux)")
+        out = _check_scalar_output(out, has_aux)
+        flat_targets = [t for group in targets for t in group]
+        grads = grad_of(out, flat_targets, create_graph=nested) if out.requires_grad \
+            else [None] * len(flat_targets)
+        grads = [g if g is not None else Tensor._make(np.zeros_like(t.data), False, None)
+                 for g, t in zip(grads, flat_targets)]
+        grads_iter = iter(grads)
+        trees = tuple(_tree_unflatten(spec, [next(grads_iter) for _ in group])
+                      for spec, group in zip(specs, targets))
+        value = out if nested else out.detach()
+        grads_out = trees[0] if single else trees
+        return ((value, aux), grads_out) if has_aux else (value, grads_out)
+
+    return wrapped
+
+
+def grad(f: Any, argnums: int | Sequence[int] = 0, has_aux: bool = False) -> Any:
+    """A function returning d f / d args[argnums] (with `has_aux`: ``(grads, aux)``).
+
+    Transforms nest: ``grad(grad(f))(x)`` is the second derivative of a scalar function.
+
+    >>> import numpy as np
+    >>> grad(grad(lambda x: x ** 3))(np.float64(2.0)).item()  # d2/dx2 x^3 = 6x
+    12.0
+    """
+    value_and_grad_f = value_and_grad(f, argnums, has_aux)
+
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        if has_aux:
+            (_, aux), grads = value_and_grad_f(*args, **kwargs)
+            return grads, aux
+        return value_and_grad_f(*args, **kwargs)[1]
+
+    return wrapped
+
+
+def jacobian(f: Any, argnums: int = 0) -> Any:
+    """A function returning the Jacobian of `f` at args[argnums], shape out.shape + x.shape.
+
+    Reverse mode, one vector-Jacobian product per output element.
+    """
+
+    def wrapped(*args: Any) -> Tensor:
+        args = list(args)
+        x = _differentiable_leaf(args[argnums], f"argument {argnums}")
+        args[argnums] = x
+        nested = _mode.transform_depth > 0
+        with enable_grad(), inside_transform():
+            out = f(*args)
+        if not isinstance(out, Tensor):
+            raise TypeError(f"jacobian: the function must return a Tensor, got "
+                            f"{type(out).__name__}")
+        rows = []
+        for i in range(out.size):
+            basis = np.zeros(out.size, dtype=out.dtype)
+            basis[i] = 1
+            (row,) = grad_of(out, [x], basis.reshape(out.shape), retain_graph=True,
+                             create_graph=nested) if out.requires_grad else [None]
+            rows.append(row if row is not None else Tensor._make(np.zeros_like(x.data),
+                                                                 False, None))
+        from .ops import stack
+        return stack(rows).reshape(out.shape + x.shape)
+
+    return wrapped
+
+
+def hvp(f: Any, x: Any, v: Any) -> Tensor:
+    """The Hessian of scalar `f` at `x` times `v`: d/dx <grad f(x), v>."""
+    v_tensor = as_tensor(v)
+    return grad(lambda y: (grad(f)(y) * v_tensor).sum())(x)

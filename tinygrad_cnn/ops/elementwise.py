@@ -1,0 +1,318 @@
+"""Elementwise ops. Binary ops broadcast; the engine sums gradients back to each input."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..autograd import Context, Function
+from ..tensor import Tensor
+from .registry import Sample, defop
+
+
+def constant(array: Any) -> Tensor:
+    """A Tensor outside the graph (masks, weights): gradients do not flow into it."""
+    return Tensor._make(np.asarray(array), False, None)
+
+
+def normal(rng: np.random.Generator, *shape: int) -> np.ndarray:
+    return rng.standard_normal(shape)
+
+
+def positive(rng: np.random.Generator, *shape: int) -> np.ndarray:
+    return rng.uniform(0.5, 2.0, shape)
+
+
+def away_from_zero(rng: np.random.Generator, *shape: int) -> np.ndarray:
+    """Values with |v| in [0.1, 2): for ops with a kink at 0."""
+    return rng.choice([-1.0, 1.0], shape) * rng.uniform(0.1, 2.0, shape)
+
+
+def _binary_samples(rng: np.random.Generator, draw: Any = normal) -> list[Sample]:
+    return [Sample((draw(rng, 3, 4), draw(rng, 3, 4)), label="same shape"),
+            Sample((draw(rng, 2, 3, 4), draw(rng, 4)), label="broadcast trailing"),
+            Sample((draw(rng, 3, 1), draw(rng, 1, 4)), label="broadcast both"),
+            Sample((draw(rng), draw(rng, 2, 3)), label="0-d with 2-d")]
+
+
+def _unary_samples(draw: Any = normal) -> Any:
+    return lambda rng: [Sample((draw(rng, 3, 4),)), Sample((draw(rng),), label="0-d")]
+
+
+def _broadcasting(name: str, a: np.ndarray, b: np.ndarray, compute: Any) -> np.ndarray:
+    """Run `compute`, turning numpy's broadcast failure into a message naming both shapes."""
+    try:
+        return compute()
+    except ValueError:
+        raise ValueError(f"{name}: shapes {a.shape} and {b.shape} cannot be broadcast "
+                         "together (numpy broadcasting rules: trailing sizes must match or "
+                         "be 1)") from None
+
+
+@defop("add", samples=_binary_samples)
+class Add(Function):
+    """a + b"""
+
+    @staticmethod
+    def forward(ctx: Context, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return _broadcasting("add", a, b, lambda: a + b)
+
+    @staticmethod
+    def backward(ctx: Context, g: Tensor) -> tuple:
+        return g, g
+
+
+@defop("sub", samples=_binary_samples)
+class Sub(Function):
+    """a - b"""
+
+    @staticmethod
+    def forward(ctx: Context, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return _broadcasting("sub", a, b, lambda: a - b)
+
+    @staticmethod
+    def backward(ctx: Context, g: Tensor) -> tuple:
+        return g, -g
+
+
+@defop("mul", samples=_binary_samples)
+class Mul(Function):
+    """a * b"""
+
+    @staticmethod
+    def forward(ctx: Context, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return _broadcasting("mul", a, b, lambda: a * b)
+
+    @staticmethod
+    def backward(ctx: Context, g: Tensor) -> tuple:
+        a, b = ctx.inputs
+        need_a, need_b = ctx.needs_input_grad
+        return (g * b if need_a else None), (g * a if need_b else None)
+
+
+@defop("div", samples=lambda rng: _binary_samples(rng, away_from_zero))
+class Div(Function):
+    """a / b"""
+
+    @staticmethod
+    def forward(ctx: Context, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return _broadcasting("div", a, b, lambda: a / b)
+
+    @staticmethod
+    def backward(ctx: Context, g: Tensor) -> tuple:
+        a, b = ctx.inputs
+        need_a, need_b = ctx.needs_input_grad
+        grad_a = g / b if need_a else None
+        grad_b = -g * a / (b * b) if need_b else None  # d(a/b)/db = -a / b^2
+        return grad_a, grad_b
+
+
+@defop("neg", samples=_unary_samples())
+class Neg(Function):
+    """-x"""
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray) -> np.ndarray:
+        return -x
+
+    @staticmethod
+    def backward(ctx: Context, g: Tensor) -> tuple:
+        return (-g,)
+
+
+def _pow_samples(rng: np.random.Generator) -> list[Sample]:
+    return [Sample((positive(rng, 3, 4), normal(rng, 3, 4)), label="tensor exponent"),
+            Sample((normal(rng, 3, 4), Tensor(np.float64(3.0))), label="cube"),
+            Sample((positive(rng, 2, 3), Tensor(np.float64(-0.5))), label="inverse sqrt"),
+            Sample((positive(rng, 2, 3), normal(rng, 3)), label="broadcast")]
+
+
+@defop("pow", samples=_pow_samples)
+class Pow(Function):
+    """a ** b"""
+
+    @staticmethod
+    def forward(ctx: Context, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return _broadcasting("pow", a, b, lambda: a ** b)
+
+    @staticmethod
+    def backward(ctx: Context, g: Tensor) -> tuple:
+        a, b = ctx.inputs
+        need_a, need_b = ctx.needs_input_grad
+        grad_a = g * b * a ** (b - 1) if need_a else None   # d(a^b)/da = b a^(b-1)
+        grad_b = g * ctx.output * a.log() if need_b else None  # d(a^b)/db = a^b ln a
+        return grad_a, grad_b
+
+
+@defop("exp", samples=_unary_samples())
+class Exp(Function):
+    """e ** x"""
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray) -> np.ndarray:
+        return np.exp(x)
+
+    @staticmethod
+    def backward(ctx: Context, g: Tensor) -> tuple:
+        return (g * ctx.output,)
+
+
+@defop("log", samples=_unary_samples(positive))
+class Log(Function):
+    """Natural logarithm."""
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray) -> np.ndarray:
+        return np.log(x)
+
+    @staticmethod
+    def backward(ctx: Context, g: Tensor) -> tuple:
+        return (g / ctx.inputs[0],)
+
+
+@defop("sqrt", samples=_unary_samples(positive))
+class Sqrt(Function):
+    """Square root."""
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray) -> np.ndarray:
+        return np.sqrt(x)
+
+    @staticmethod
+    def backward(ctx: Context, g: Tensor) -> tuple:
+        return (g / (ctx.output * 2),)
+
+
+@defop("tanh", samples=_unary_samples())
+class Tanh(Function):
+    """Hyperbolic tangent."""
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray) -> np.ndarray:
+        return np.tanh(x)
+
+    @staticmethod
+    def backward(ctx: Context, g: Tensor) -> tuple:
+        out = ctx.output
+        return (g * (1 - out * out),)
+
+
+@defop("sigmoid", samples=_unary_samples())
+class Sigmoid(Function):
+    """1 / (1 + e^-x), computed without overflow."""
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray) -> np.ndarray:
+        return np.exp(-np.logaddexp(0, -x)).astype(x.dtype, copy=False)
+
+    @staticmethod
+    def backward(ctx: Context, g: Tensor) -> tuple:
+        out = ctx.output
+        return (g * out * (1 - out),)
+
+
+@defop("relu", samples=_unary_samples(away_from_zero))
+class ReLU(Function):
+    """max(x, 0); its derivative at 0 is taken as 0."""
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray) -> np.ndarray:
+        ctx.save_for_backward(x > 0)
+        return np.maximum(x, 0)
+
+    @staticmethod
+    def backward(ctx: Context, g: Tensor) -> tuple:
+        (mask,) = ctx.saved
+        return (g * constant(mask),)
+
+
+@defop("abs", samples=_unary_samples(away_from_zero))
+class Abs(Function):
+    """|x|; its derivative at 0 is taken as 0."""
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray) -> np.ndarray:
+        return np.abs(x)
+
+    @staticmethod
+    def backward(ctx: Context, g: Tensor) -> tuple:
+        return (g * constant(np.sign(ctx.inputs[0].data)),)
+
+
+@defop("maximum", samples=lambda rng: _binary_samples(rng, away_from_zero))
+class Maximum(Function):
+    """Elementwise max(a, b); where a == b the gradient is split in halves (as in PyTorch)."""
+
+    @staticmethod
+    def forward(ctx: Context, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        out = _broadcasting("maximum", a, b, lambda: np.maximum(a, b))
+        ctx.save_for_backward((a > b) + 0.5 * (a == b))
+        return out
+
+    @staticmethod
+    def backward(ctx: Context, g: Tensor) -> tuple:
+        (share_a,) = ctx.saved
+        share_a = share_a.astype(g.dtype, copy=False)
+        return g * constant(share_a), g * constant(1 - share_a)
+
+
+def _clip_samples(rng: np.random.Generator) -> list[Sample]:
+    x = away_from_zero(rng, 3, 4)
+    return [Sample((x,), {"low": -0.05, "high": 0.05}, "both bounds"),
+            Sample((x,), {"low": -0.05, "high": None}, "lower bound only")]
+
+
+@defop("clip", samples=_clip_samples)
+class Clip(Function):
+    """x limited to [low, high]; the gradient passes where low <= x <= high."""
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, *, low: float | None,
+                high: float | None) -> np.ndarray:
+        inside = np.ones(x.shape, dtype=bool)
+        if low is not None:
+            inside &= x >= low
+        if high is not None:
+            inside &= x <= high
+        ctx.save_for_backward(inside)
+        return np.clip(x, low, high).astype(x.dtype, copy=False)
+
+    @staticmethod
+    def backward(ctx: Context, g: Tensor) -> tuple:
+        (inside,) = ctx.saved
+        return (g * constant(inside),)
+
+
+def clip(x: Tensor, low: float | None = None, high: float | None = None) -> Tensor:
+    if low is None and high is None:
+        raise ValueError("clip: give at least one of min and max")
+    if low is not None and high is not None and low > high:
+        raise ValueError(f"clip: min={low} is greater than max={high}")
+    return Clip.apply(x, low=low, high=high)
+
+
+@defop("cast", samples=lambda rng: [Sample((normal(rng, 3, 4),), {"dtype": np.dtype("f8")})])
+class Cast(Function):
+    """x converted to another dtype; the gradient is converted back."""
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, *, dtype: np.dtype) -> np.ndarray:
+        return x.astype(dtype)
+
+    @staticmethod
+    def backward(ctx: Context, g: Tensor) -> tuple:
+        return (g.astype(ctx.inputs[0].dtype),)
+
+
+@defop("identity", samples=_unary_samples())
+class Identity(Function):
+    """x itself, as a new node of the graph."""
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray) -> np.ndarray:
+        return x
+
+    @staticmethod
+    def backward(ctx: Context, g: Tensor) -> tuple:
+        return (g,)

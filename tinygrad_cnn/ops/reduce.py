@@ -1,0 +1,133 @@
+"""Reductions over numpy-style `axis` (int, tuple or None) with `keepdims`."""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+import numpy as np
+
+from ..autograd import Context, Function
+from ..tensor import Tensor
+from .elementwise import constant, normal
+from .registry import Sample, defop
+
+Axis = int | tuple[int, ...] | None
+
+
+def normalize_axis(name: str, axis: Any, ndim: int) -> tuple[int, ...] | None:
+    """`axis` as a sorted tuple of non-negative ints (None stays None), or a clear error."""
+    if axis is None:
+        return None
+    axes = axis if isinstance(axis, (tuple, list)) else (axis,)
+    result = []
+    for a in axes:
+        if not isinstance(a, numbers.Integral) or isinstance(a, bool):
+            raise TypeError(f"{name}: axis must be an int or a tuple of ints, got {axis!r}")
+        if not -ndim <= a < max(ndim, 1):
+            raise ValueError(f"{name}: axis {a} is out of range for a tensor with {ndim} "
+                             f"dimensions (valid: {-ndim} to {ndim - 1})")
+        result.append(int(a) % max(ndim, 1))
+    if len(set(result)) != len(result):
+        raise ValueError(f"{name}: axis {axis!r} repeats an axis")
+    return tuple(sorted(result))
+
+
+def kept_shape(shape: tuple[int, ...], axis: tuple[int, ...] | None) -> tuple[int, ...]:
+    """The reduced shape with keepdims=True."""
+    if axis is None:
+        return (1,) * len(shape)
+    return tuple(1 if i in axis else n for i, n in enumerate(shape))
+
+
+def _dropped_shape(shape: tuple[int, ...], axis: tuple[int, ...] | None) -> tuple[int, ...]:
+    """The reduced shape with keepdims=False."""
+    return () if axis is None else tuple(n for i, n in enumerate(shape) if i not in axis)
+
+
+def _reduce_samples(rng: np.random.Generator) -> list[Sample]:
+    x = normal(rng, 2, 3, 4)
+    return [Sample((x,), {"axis": None, "keepdims": False}, "all"),
+            Sample((x,), {"axis": (1,), "keepdims": False}, "middle axis"),
+            Sample((x,), {"axis": (0, 2), "keepdims": True}, "two axes, keepdims")]
+
+
+@defop("sum", samples=_reduce_samples)
+class Sum(Function):
+    """Sum over `axis`."""
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, *, axis: tuple | None,
+                keepdims: bool) -> np.ndarray:
+        return np.sum(x, axis=axis, keepdims=keepdims)
+
+    @staticmethod
+    def backward(ctx: Context, g: Tensor) -> tuple:
+        x = ctx.inputs[0]
+        g = g.reshape(kept_shape(x.shape, ctx.params["axis"]))
+        return (g.broadcast_to(x.shape),)
+
+
+class _Extreme(Function):
+    """max or min; the gradient is split evenly among tied extremes (as torch.amax)."""
+
+    pick: Any = None
+
+    @classmethod
+    def forward(cls, ctx: Context, x: np.ndarray, *, axis: tuple | None,
+                keepdims: bool) -> np.ndarray:
+        out = cls.pick(x, axis=axis, keepdims=True)
+        is_extreme = x == out
+        ctx.save_for_backward(is_extreme / is_extreme.sum(axis=axis, keepdims=True))
+        return out if keepdims else out.reshape(_dropped_shape(x.shape, axis))
+
+    @staticmethod
+    def backward(ctx: Context, g: Tensor) -> tuple:
+        x = ctx.inputs[0]
+        (share,) = ctx.saved
+        g = g.reshape(kept_shape(x.shape, ctx.params["axis"]))
+        return (g.broadcast_to(x.shape) * constant(share.astype(x.dtype, copy=False)),)
+
+
+@defop("max", samples=_reduce_samples)
+class Max(_Extreme):
+    """Maximum over `axis`."""
+
+    pick = staticmethod(np.max)
+
+
+@defop("min", samples=_reduce_samples)
+class Min(_Extreme):
+    """Minimum over `axis`."""
+
+    pick = staticmethod(np.min)
+
+
+def _check_nonempty(name: str, x: Tensor, axis: tuple | None) -> None:
+    sizes = x.shape if axis is None else [x.shape[a] for a in axis]
+    if 0 in sizes:
+        raise ValueError(f"{name}: cannot reduce over an empty axis; shape {x.shape}, "
+                         f"axis {axis}")
+
+
+def reduce_sum(x: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:
+    return Sum.apply(x, axis=normalize_axis("sum", axis, x.ndim), keepdims=bool(keepdims))
+
+
+def reduce_max(x: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:
+    axis = normalize_axis("max", axis, x.ndim)
+    _check_nonempty("max", x, axis)
+    return Max.apply(x, axis=axis, keepdims=bool(keepdims))
+
+
+def reduce_min(x: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:
+    axis = normalize_axis("min", axis, x.ndim)
+    _check_nonempty("min", x, axis)
+    return Min.apply(x, axis=axis, keepdims=bool(keepdims))
+
+
+def mean(x: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:
+    """Sum divided by the number of reduced elements."""
+    axis = normalize_axis("mean", axis, x.ndim)
+    count = x.size if axis is None else int(np.prod([x.shape[a] for a in axis]))
+    return Sum.apply(x, axis=axis, keepdims=bool(keepdims)) * (1.0 / max(count, 1))
