@@ -2,8 +2,9 @@
 
 The inputs checked are floating-point numpy arrays and Tensors with ``requires_grad=True``;
 the others (integer labels, constant Tensors) are passed through unchanged. The analytic
-Jacobian is assembled from vector-Jacobian products, one per output element; outputs with more than `MAX_ROWS` elements are checked through `PROJECTIONS`
-random upstream gradients instead, which still catches a backward that ignores its input.
+Jacobian is assembled from vector-Jacobian products, one per output element; outputs with
+more than `MAX_ROWS` elements are checked through `PROJECTIONS` random upstream gradients
+instead, which still catches a backward that ignores its input.
 """
 
 from __future__ import annotations
