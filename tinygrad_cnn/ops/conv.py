@@ -1,0 +1,315 @@
+"""Convolution as three mutually-adjoint primitives, plus unfold/fold (im2col/col2im).
+
+With T(x, w, g) = <g, conv2d(x, w)>, all three are partial derivatives of one trilinear form:
+  conv2d(x, w)             = dT/dg   (N, C, H, W), (F, C/G, KH, KW) -> (N, F, OH, OW)
+  conv2d_input_grad(g, w)  = dT/dx   (this is conv_transpose2d)
+  conv2d_weight_grad(x, g) = dT/dw
+so the backward of each is written with the other two, and derivatives of any order follow.
+
+Geometry: `stride` and `dilation` are (h, w) pairs, `padding` is (top, bottom, left, right).
+The kernels run im2col through strided views, one batched BLAS product per batch chunk, and
+col2im as KH*KW strided slice additions (no np.add.at).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from ..autograd import Context, Function
+from ..tensor import Tensor
+from .registry import Sample, defop
+
+CHUNK_ELEMENTS = 1 << 21  # im2col buffer size per batch chunk: cache-friendly, little memory
+
+
+# ----------------------------------------------------------------------------- numpy kernels
+def out_size(size: int, kernel: int, stride: int, pad_total: int, dilation: int) -> int:
+    """floor((size + pad_total - dilation*(kernel-1) - 1) / stride) + 1"""
+    return (size + pad_total - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def pad_spatial(x: np.ndarray, padding: tuple[int, int, int, int],
+                value: float = 0.0) -> np.ndarray:
+    """(N, C, H, W) padded by (top, bottom, left, right); x itself when there is none."""
+    top, bottom, left, right = padding
+    if not any(padding):
+        return x
+    out = np.full(x.shape[:2] + (x.shape[2] + top + bottom, x.shape[3] + left + right),
+                  value, dtype=x.dtype)
+    out[:, :, top:top + x.shape[2], left:left + x.shape[3]] = x
+    return out
+
+
+def window_view(xp: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int],
+                dilation: tuple[int, int], out_hw: tuple[int, int]) -> np.ndarray:
+    """Read-only view (N, C, KH, KW, OH, OW): element [.., i, j, oh, ow] is
+    xp[.., oh*sh + i*dh, ow*sw + j*dw]."""
+    sn, sc, sh, sw = xp.strides
+    shape = xp.shape[:2] + kernel + out_hw
+    strides = (sn, sc, sh * dilation[0], sw * dilation[1], sh * stride[0], sw * stride[1])
+    return as_strided(xp, shape, strides, writeable=False)
+
+
+def offset_view(xp: np.ndarray, i: int, j: int, stride: tuple[int, int],
+                dilation: tuple[int, int], out_hw: tuple[int, int]) -> np.ndarray:
+    """Writable view (N, C, OH, OW) of the elements at kernel offset (i, j) of every window:
+    xp[.., oh*sh + i*dh, ow*sw + j*dw]."""
+    top, left = i * dilation[0], j * dilation[1]
+    return xp[:, :, top:top + stride[0] * (out_hw[0] - 1) + 1:stride[0],
+              left:left + stride[1] * (out_hw[1] - 1) + 1:stride[1]]
+
+
+def col2im_add(xp: np.ndarray, cols: np.ndarray, stride: tuple[int, int],
+               dilation: tuple[int, int]) -> None:
+    """Adjoint of window_view: xp[.., oh*sh + i*dh, ow*sw + j*dw] += cols[.., i, j, oh, ow].
+
+    One strided slice addition per kernel offset (KH*KW of them).
+    """
+    _, _, kh, kw, oh, ow = cols.shape
+    for i in range(kh):
+        for j in range(kw):
+            view = offset_view(xp, i, j, stride, dilation, (oh, ow))
+            view += cols[:, :, i, j]
+
+
+def _chunks(n: int, per_item: int) -> tuple[range, int]:
+    """Batch chunk starts and size so that one chunk's im2col buffer stays small."""
+    step = max(1, CHUNK_ELEMENTS // max(per_item, 1))
+    return range(0, n, step), step
+
+
+def conv2d_forward(x: np.ndarray, w: np.ndarray, stride: tuple[int, int],
+                   padding: tuple[int, int, int, int], dilation: tuple[int, int],
+                   groups: int) -> np.ndarray:
+    """(N, C, H, W) * (F, C/G, KH, KW) -> (N, F, OH, OW), cross-correlation."""
+    n, c, h, width = x.shape
+    f, cg, kh, kw = w.shape
+    xp = pad_spatial(x, padding)
+    oh = out_size(h, kh, stride[0], padding[0] + padding[1], dilation[0])
+    ow = out_size(width, kw, stride[1], padding[2] + padding[3], dilation[1])
+    weight = w.reshape(groups, f // groups, cg * kh * kw)
+    out = np.empty((n, groups, f // groups, oh * ow), dtype=np.result_type(x, w))
+    starts, step = _chunks(n, c * kh * kw * oh * ow)
+    buffer = np.empty((min(step, n), c, kh, kw, oh, ow), dtype=x.dtype)
+    for start in starts:
+        view = window_view(xp[start:start + step], (kh, kw), stride, dilation, (oh, ow))
+        cols = buffer[:len(view)]
+        np.copyto(cols, view)
+        # (G, F/G, C/G*KH*KW) @ (B, G, C/G*KH*KW, OH*OW) -> (B, G, F/G, OH*OW)
+        np.matmul(weight, cols.reshape(len(view), groups, -1, oh * ow),
+                  out=out[start:start + len(view)])
+    return out.reshape(n, f, oh, ow)
+
+
+def conv2d_weight_grad(x: np.ndarray, g: np.ndarray, kernel: tuple[int, int],
+                       stride: tuple[int, int], padding: tuple[int, int, int, int],
+                       dilation: tuple[int, int], groups: int) -> np.ndarray:
+    """d<g, conv2d(x, w)>/dw: (N, C, H, W), (N, F, OH, OW) -> (F, C/G, KH, KW)."""
+    n, c, _, _ = x.shape
+    f, oh, ow = g.shape[1], g.shape[2], g.shape[3]
+    kh, kw = kernel
+    xp = pad_spatial(x, padding)
+    grad = g.reshape(n, groups, f // groups, oh * ow)
+    total = np.zeros((groups, f // groups, c // groups * kh * kw), dtype=np.result_type(x, g))
+    starts, step = _chunks(n, c * kh * kw * oh * ow)
+    buffer = np.empty((min(step, n), c, kh, kw, oh, ow), dtype=x.dtype)
+    for start in starts:
+        view = window_view(xp[start:start + step], (kh, kw), stride, dilation, (oh, ow))
+        cols = buffer[:len(view)]
+        np.copyto(cols, view)
+        cols = cols.reshape(len(view), groups, -1, oh * ow)
+        # sum over the chunk of (G, F/G, OH*OW) @ (G, OH*OW, C/G*KH*KW)
+        total += np.matmul(grad[start:start + len(view)], cols.swapaxes(-1, -2)).sum(axis=0)
+    return total.reshape(f, c // groups, kh, kw)
+
+
+def conv2d_input_grad(g: np.ndarray, w: np.ndarray, input_hw: tuple[int, int],
+                      stride: tuple[int, int], padding: tuple[int, int, int, int],
+                      dilation: tuple[int, int], groups: int) -> np.ndarray:
+    """d<g, conv2d(x, w)>/dx: (N, F, OH, OW), (F, C/G, KH, KW) -> (N, C, H, W), by col2im."""
+    n, f, oh, ow = g.shape
+    _, cg, kh, kw = w.shape
+    c = cg * groups
+    h, width = input_hw
+    top, bottom, left, right = padding
+    xp = np.zeros((n, c, h + top + bottom, width + left + right), dtype=np.result_type(g, w))
+    weight_t = w.reshape(groups, f // groups, cg * kh * kw).swapaxes(-1, -2)
+    grad = g.reshape(n, groups, f // groups, oh * ow)
+    starts, step = _chunks(n, c * kh * kw * oh * ow)
+    buffer = np.empty((min(step, n), groups, cg * kh * kw, oh * ow), dtype=xp.dtype)
+    for start in starts:
+        cols = buffer[:len(grad[start:start + step])]
+        # (G, C/G*KH*KW, F/G) @ (B, G, F/G, OH*OW) -> (B, G, C/G*KH*KW, OH*OW)
+        np.matmul(weight_t, grad[start:start + len(cols)], out=cols)
+        col2im_add(xp[start:start + len(cols)], cols.reshape(len(cols), c, kh, kw, oh, ow),
+                   stride, dilation)
+    return xp[:, :, top:top + h, left:left + width]
+
+
+# ----------------------------------------------------------------------------- primitives
+def _geometry(params: dict) -> dict:
+    return {k: params[k] for k in ("stride", "padding", "dilation", "groups")}
+
+
+def _conv_samples(rng: np.random.Generator) -> list[Sample]:
+    def case(x_shape: tuple, w_shape: tuple, label: str, stride=(1, 1), padding=(0, 0, 0, 0),
+             dilation=(1, 1), groups=1) -> Sample:
+        params = {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups}
+        return Sample((rng.standard_normal(x_shape), rng.standard_normal(w_shape)), params,
+                      label)
+
+    return [case((2, 2, 5, 5), (3, 2, 3, 3), "plain"),
+            case((1, 2, 6, 5), (2, 2, 2, 3), "stride 2, uneven padding", (2, 2), (1, 0, 1, 2)),
+            case((1, 4, 5, 5), (4, 2, 3, 2), "groups 2, dilation", (1, 2), (1, 1, 0, 0),
+                 (2, 1), 2)]
+
+
+@defop("conv2d", samples=_conv_samples)
+class Conv2d(Function):
+    """Cross-correlation of (N, C, H, W) with (F, C/G, KH, KW) -> (N, F, OH, OW)."""
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, w: np.ndarray, **geometry) -> np.ndarray:
+        return conv2d_forward(x, w, **geometry)
+
+    @staticmethod
+    def backward(ctx: Context, g: Tensor) -> tuple:
+        x, w = ctx.inputs
+        need_x, need_w = ctx.needs_input_grad
+        geometry = _geometry(ctx.params)
+        grad_x = Conv2dInputGrad.apply(g, w, input_hw=x.shape[2:], **geometry) \
+            if need_x else None
+        grad_w = Conv2dWeightGrad.apply(x, g, kernel=w.shape[2:], **geometry) \
+            if need_w else None
+        return grad_x, grad_w
+
+
+def _input_grad_samples(rng: np.random.Generator) -> list[Sample]:
+    samples = []
+    for s in _conv_samples(rng):
+        x, w = s.args
+        out = conv2d_forward(x, w, **s.params)
+        samples.append(Sample((rng.standard_normal(out.shape), w),
+                              {**s.params, "input_hw": x.shape[2:]}, s.label))
+    return samples
+
+
+@defop("conv2d_input_grad", samples=_input_grad_samples)
+class Conv2dInputGrad(Function):
+    """Gradient of conv2d with respect to its input: conv_transpose2d of g with w."""
+
+    @staticmethod
+    def forward(ctx: Context, g: np.ndarray, w: np.ndarray, *, input_hw: tuple[int, int],
+                **geometry) -> np.ndarray:
+        return conv2d_input_grad(g, w, input_hw, **geometry)
+
+    @staticmethod
+    def backward(ctx: Context, u: Tensor) -> tuple:
+        g, w = ctx.inputs
+        need_g, need_w = ctx.needs_input_grad
+        geometry = _geometry(ctx.params)
+        grad_g = Conv2d.apply(u, w, **geometry) if need_g else None  # <g, conv(u, w)>
+        grad_w = Conv2dWeightGrad.apply(u, g, kernel=w.shape[2:], **geometry) \
+            if need_w else None
+        return grad_g, grad_w
+
+
+def _weight_grad_samples(rng: np.random.Generator) -> list[Sample]:
+    samples = []
+    for s in _conv_samples(rng):
+        x, w = s.args
+        out = conv2d_forward(x, w, **s.params)
+        samples.append(Sample((x, rng.standard_normal(out.shape)),
+                              {**s.params, "kernel": w.shape[2:]}, s.label))
+    return samples
+
+
+@defop("conv2d_weight_grad", samples=_weight_grad_samples)
+class Conv2dWeightGrad(Function):
+    """Gradient of conv2d with respect to its weight, from input x and upstream g."""
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, g: np.ndarray, *, kernel: tuple[int, int],
+                **geometry) -> np.ndarray:
+        return conv2d_weight_grad(x, g, kernel, **geometry)
+
+    @staticmethod
+    def backward(ctx: Context, v: Tensor) -> tuple:
+        x, g = ctx.inputs
+        need_x, need_g = ctx.needs_input_grad
+        geometry = _geometry(ctx.params)
+        grad_x = Conv2dInputGrad.apply(g, v, input_hw=x.shape[2:], **geometry) \
+            if need_x else None
+        grad_g = Conv2d.apply(x, v, **geometry) if need_g else None  # <g, conv(x, v)>
+        return grad_x, grad_g
+
+
+# ----------------------------------------------------------------------------- unfold / fold
+def unfold_forward(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int],
+                   padding: tuple[int, int, int, int], dilation: tuple[int, int]) -> np.ndarray:
+    """im2col: (N, C, H, W) -> (N, C*KH*KW, OH*OW), rows ordered (C, KH, KW) as in PyTorch."""
+    n, c, h, width = x.shape
+    oh = out_size(h, kernel[0], stride[0], padding[0] + padding[1], dilation[0])
+    ow = out_size(width, kernel[1], stride[1], padding[2] + padding[3], dilation[1])
+    view = window_view(pad_spatial(x, padding), kernel, stride, dilation, (oh, ow))
+    return view.reshape(n, c * kernel[0] * kernel[1], oh * ow)
+
+
+def fold_forward(cols: np.ndarray, output_hw: tuple[int, int], kernel: tuple[int, int],
+                 stride: tuple[int, int], padding: tuple[int, int, int, int],
+                 dilation: tuple[int, int]) -> np.ndarray:
+    """col2im: (N, C*KH*KW, OH*OW) -> (N, C, H, W), overlapping entries summed."""
+    n = cols.shape[0]
+    kh, kw = kernel
+    h, width = output_hw
+    top, bottom, left, right = padding
+    oh = out_size(h, kh, stride[0], top + bottom, dilation[0])
+    ow = out_size(width, kw, stride[1], left + right, dilation[1])
+    c = cols.shape[1] // (kh * kw)
+    xp = np.zeros((n, c, h + top + bottom, width + left + right), dtype=cols.dtype)
+    col2im_add(xp, cols.reshape(n, c, kh, kw, oh, ow), stride, dilation)
+    return xp[:, :, top:top + h, left:left + width]
+
+
+def _window_params(params: dict) -> dict:
+    return {k: params[k] for k in ("kernel", "stride", "padding", "dilation")}
+
+
+def _unfold_samples(rng: np.random.Generator) -> list[Sample]:
+    params = {"kernel": (2, 3), "stride": (2, 1), "padding": (1, 0, 1, 1), "dilation": (1, 2)}
+    return [Sample((rng.standard_normal((2, 2, 5, 4)),), params, "overlapping, dilated")]
+
+
+@defop("unfold", samples=_unfold_samples)
+class Unfold(Function):
+    """im2col: sliding windows of (N, C, H, W) as columns (N, C*KH*KW, OH*OW)."""
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, **window) -> np.ndarray:
+        return unfold_forward(x, **window)
+
+    @staticmethod
+    def backward(ctx: Context, g: Tensor) -> tuple:
+        return (Fold.apply(g, output_hw=ctx.inputs[0].shape[2:], **_window_params(ctx.params)),)
+
+
+def _fold_samples(rng: np.random.Generator) -> list[Sample]:
+    (sample,) = _unfold_samples(rng)
+    cols = unfold_forward(sample.args[0], **sample.params)
+    return [Sample((rng.standard_normal(cols.shape),), {**sample.params, "output_hw": (5, 4)},
+                   "overlapping, dilated")]
+
+
+@defop("fold", samples=_fold_samples)
+class Fold(Function):
+    """col2im: columns (N, C*KH*KW, OH*OW) summed back into (N, C, H, W)."""
+
+    @staticmethod
+    def forward(ctx: Context, cols: np.ndarray, *, output_hw: tuple[int, int],
+                **window) -> np.ndarray:
+        return fold_forward(cols, output_hw, **window)
+
+    @staticmethod
+    def backward(ctx: Context, g: Tensor) -> tuple:
+        return (Unfold.apply(g, **_window_params(ctx.params)),)

@@ -1,0 +1,219 @@
+"""Pooling primitives on strided window views, each paired with its adjoint.
+
+  max_pool2d          x -> max of each window, remembering which element won
+  max_pool2d_scatter  g -> g routed back to the winners (the max-pool backward)
+  max_pool2d_gather   u -> u read at the winners (adjoint of the scatter)
+  avg_pool2d          x -> window sums / divisor
+  avg_pool2d_spread   g -> g / divisor spread over each window (its adjoint)
+
+`padding` is (top, bottom, left, right): the functional layer adds the extra bottom/right rows
+that ceil_mode windows reach. Pooling loops over the KH*KW kernel offsets, never over output
+positions.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..autograd import Context, Function
+from ..tensor import Tensor
+from .conv import col2im_add, offset_view, pad_spatial, window_view
+from .registry import Sample, defop
+
+
+def _offsets(kernel: tuple[int, int]) -> list[tuple[int, int, int]]:
+    return [(i * kernel[1] + j, i, j) for i in range(kernel[0]) for j in range(kernel[1])]
+
+
+def _out_hw(h: int, w: int, kernel: tuple[int, int], stride: tuple[int, int],
+            padding: tuple[int, int, int, int], dilation: tuple[int, int]) -> tuple[int, int]:
+    return ((h + padding[0] + padding[1] - dilation[0] * (kernel[0] - 1) - 1) // stride[0] + 1,
+            (w + padding[2] + padding[3] - dilation[1] * (kernel[1] - 1) - 1) // stride[1] + 1)
+
+
+def max_pool_forward(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int],
+                     padding: tuple[int, int, int, int], dilation: tuple[int, int]
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """(N, C, H, W) -> max (N, C, OH, OW) and the winning kernel offset i*KW + j of each window.
+
+    Ties go to the first offset in row-major order; a window holding NaN gives NaN (as numpy).
+    """
+    out_hw = _out_hw(*x.shape[2:], kernel, stride, padding, dilation)
+    view = window_view(pad_spatial(x, padding, -np.inf), kernel, stride, dilation, out_hw)
+    best = view[:, :, 0, 0].copy()
+    winner = np.zeros(best.shape, dtype=np.int16)
+    has_nan = bool(np.isnan(x).any())
+    for k, i, j in _offsets(kernel)[1:]:
+        candidate = view[:, :, i, j]
+        better = candidate > best
+        if has_nan:
+            better |= np.isnan(candidate) & ~np.isnan(best)
+        np.copyto(best, candidate, where=better)
+        winner[better] = k
+    return best, winner
+
+
+def _max_pool_samples(rng: np.random.Generator) -> list[Sample]:
+    def case(shape: tuple, label: str, kernel=(2, 2), stride=(2, 2), padding=(0, 0, 0, 0),
+             dilation=(1, 1)) -> Sample:
+        params = {"kernel": kernel, "stride": stride, "padding": padding, "dilation": dilation}
+        return Sample((rng.permutation(np.prod(shape)).reshape(shape) * 0.1,), params, label)
+
+    return [case((2, 2, 4, 4), "2x2 stride 2"),
+            case((1, 2, 5, 6), "3x3 stride 2 padding 1, overlapping", (3, 3), (2, 2), (1, 1, 1, 1)),
+            case((1, 1, 7, 5), "3x2 dilation 2, ceil extra row", (3, 2), (2, 1), (1, 2, 0, 0),
+                 (2, 1))]
+
+
+def _window_params(params: dict) -> dict:
+    return {k: params[k] for k in ("kernel", "stride", "padding", "dilation")}
+
+
+@defop("max_pool2d", samples=_max_pool_samples)
+class MaxPool2d(Function):
+    """Max over windows; the gradient of a window goes to one maximal element."""
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, **window) -> np.ndarray:
+        out, winner = max_pool_forward(x, **window)
+        ctx.save_for_backward(winner)
+        return out
+
+    @staticmethod
+    def backward(ctx: Context, g: Tensor) -> tuple:
+        (winner,) = ctx.saved
+        return (MaxPool2dScatter.apply(g, winner=winner, input_hw=ctx.inputs[0].shape[2:],
+                                       **_window_params(ctx.params)),)
+
+
+def _scatter_samples(rng: np.random.Generator) -> list[Sample]:
+    samples = []
+    for s in _max_pool_samples(rng):
+        out, winner = max_pool_forward(s.args[0], **s.params)
+        params = {**s.params, "winner": winner, "input_hw": s.args[0].shape[2:]}
+        samples.append(Sample((rng.standard_normal(out.shape),), params, s.label))
+    return samples
+
+
+@defop("max_pool2d_scatter", samples=_scatter_samples)
+class MaxPool2dScatter(Function):
+    """(N, C, OH, OW) -> (N, C, H, W): each value added at its window's winning element."""
+
+    @staticmethod
+    def forward(ctx: Context, g: np.ndarray, *, winner: np.ndarray, input_hw: tuple[int, int],
+                kernel: tuple[int, int], stride: tuple[int, int],
+                padding: tuple[int, int, int, int], dilation: tuple[int, int]) -> np.ndarray:
+        top, bottom, left, right = padding
+        h, w = input_hw
+        xp = np.zeros(g.shape[:2] + (h + top + bottom, w + left + right), dtype=g.dtype)
+        for k, i, j in _offsets(kernel):
+            view = offset_view(xp, i, j, stride, dilation, g.shape[2:])
+            view += np.where(winner == k, g, 0)
+        return xp[:, :, top:top + h, left:left + w]
+
+    @staticmethod
+    def backward(ctx: Context, u: Tensor) -> tuple:
+        params = dict(ctx.params)
+        del params["input_hw"]
+        return (MaxPool2dGather.apply(u, **params),)
+
+
+def _gather_samples(rng: np.random.Generator) -> list[Sample]:
+    samples = []
+    for s in _max_pool_samples(rng):
+        _, winner = max_pool_forward(s.args[0], **s.params)
+        samples.append(Sample((rng.standard_normal(s.args[0].shape),),
+                              {**s.params, "winner": winner}, s.label))
+    return samples
+
+
+@defop("max_pool2d_gather", samples=_gather_samples)
+class MaxPool2dGather(Function):
+    """(N, C, H, W) -> (N, C, OH, OW): each window's value at its winning element."""
+
+    @staticmethod
+    def forward(ctx: Context, u: np.ndarray, *, winner: np.ndarray, kernel: tuple[int, int],
+                stride: tuple[int, int], padding: tuple[int, int, int, int],
+                dilation: tuple[int, int]) -> np.ndarray:
+        view = window_view(pad_spatial(u, padding), kernel, stride, dilation, winner.shape[2:])
+        out = np.zeros(winner.shape, dtype=u.dtype)
+        for k, i, j in _offsets(kernel):
+            np.copyto(out, view[:, :, i, j], where=winner == k)
+        return out
+
+    @staticmethod
+    def backward(ctx: Context, g: Tensor) -> tuple:
+        return (MaxPool2dScatter.apply(g, input_hw=ctx.inputs[0].shape[2:], **ctx.params),)
+
+
+# ----------------------------------------------------------------------------- average
+def _avg_samples(rng: np.random.Generator) -> list[Sample]:
+    def case(shape: tuple, label: str, kernel=(2, 2), stride=(2, 2), padding=(0, 0, 0, 0),
+             divisor: float | np.ndarray = 4.0) -> Sample:
+        params = {"kernel": kernel, "stride": stride, "padding": padding, "divisor": divisor}
+        return Sample((rng.standard_normal(shape),), params, label)
+
+    border = np.array([[4.0, 6.0], [6.0, 9.0]])  # 3x3 windows clipped at the padding
+    return [case((2, 2, 4, 4), "2x2 stride 2"),
+            case((1, 2, 3, 3), "3x3 stride 2 padding 1, overlapping", (3, 3), (2, 2),
+                 (1, 1, 1, 1), border)]
+
+
+def _avg_params(params: dict) -> dict:
+    return {k: params[k] for k in ("kernel", "stride", "padding", "divisor")}
+
+
+def avg_pool_forward(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int],
+                     padding: tuple[int, int, int, int], divisor: float | np.ndarray
+                     ) -> np.ndarray:
+    """(N, C, H, W) -> window sums / divisor, (N, C, OH, OW); divisor is a scalar or (OH, OW)."""
+    out_hw = _out_hw(*x.shape[2:], kernel, stride, padding, (1, 1))
+    view = window_view(pad_spatial(x, padding), kernel, stride, (1, 1), out_hw)
+    total = view[:, :, 0, 0].copy()
+    for _, i, j in _offsets(kernel)[1:]:
+        total += view[:, :, i, j]
+    total /= np.asarray(divisor, dtype=x.dtype)
+    return total
+
+
+@defop("avg_pool2d", samples=_avg_samples)
+class AvgPool2d(Function):
+    """Window sums divided by a divisor per output position (PyTorch's border rules)."""
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, **params) -> np.ndarray:
+        return avg_pool_forward(x, **params)
+
+    @staticmethod
+    def backward(ctx: Context, g: Tensor) -> tuple:
+        return (AvgPool2dSpread.apply(g, input_hw=ctx.inputs[0].shape[2:], **ctx.params),)
+
+
+def _spread_samples(rng: np.random.Generator) -> list[Sample]:
+    samples = []
+    for s in _avg_samples(rng):
+        out = avg_pool_forward(s.args[0], **s.params)
+        samples.append(Sample((rng.standard_normal(out.shape),),
+                              {**s.params, "input_hw": s.args[0].shape[2:]}, s.label))
+    return samples
+
+
+@defop("avg_pool2d_spread", samples=_spread_samples)
+class AvgPool2dSpread(Function):
+    """(N, C, OH, OW) -> (N, C, H, W): g / divisor added over each window (the adjoint)."""
+
+    @staticmethod
+    def forward(ctx: Context, g: np.ndarray, *, input_hw: tuple[int, int],
+                kernel: tuple[int, int], stride: tuple[int, int],
+                padding: tuple[int, int, int, int], divisor: float | np.ndarray) -> np.ndarray:
+        top, bottom, left, right = padding
+        h, w = input_hw
+        xp = np.zeros(g.shape[:2] + (h + top + bottom, w + left + right), dtype=g.dtype)
+        share = g / np.asarray(divisor, dtype=g.dtype)
+        col2im_add(xp, np.broadcast_to(share[:, :, None, None], g.shape[:2] + kernel +
+                                       g.shape[2:]), stride, (1, 1))
+        return xp[:, :, top:top + h, left:left + w]
+
+    @staticmethod
+    def backward(ctx: Context, u: Tensor) -> tuple:
+        return (AvgPool2d.apply(u, **_avg_params(ctx.params)),)
