@@ -298,6 +298,19 @@ class Tensor:
     def pad(self, pad_width: Any, value: float = 0.0) -> Tensor:
         return _ops.pad(self, pad_width, value)
 
+    # ------------------------------------------------------------------ CNN ops
+    def conv2d(self, weight: Any, bias: Any = None, **options: Any) -> Tensor:
+        """See `tinygrad_cnn.functional.conv2d`."""
+        return _functional.conv2d(self, weight, bias, **options)
+
+    def max_pool2d(self, kernel_size: Any, **options: Any) -> Any:
+        """See `tinygrad_cnn.functional.max_pool2d`."""
+        return _functional.max_pool2d(self, kernel_size, **options)
+
+    def avg_pool2d(self, kernel_size: Any, **options: Any) -> Tensor:
+        """See `tinygrad_cnn.functional.avg_pool2d`."""
+        return _functional.avg_pool2d(self, kernel_size, **options)
+
 
 def as_tensor(data: Any, dtype: Any = None) -> Tensor:
     """`data` itself if it is a Tensor (of that dtype), else a constant Tensor."""
@@ -307,4 +320,5 @@ def as_tensor(data: Any, dtype: Any = None) -> Tensor:
 
 
 from . import autograd as _autograd  # noqa: E402  (the engine and ops need Tensor first)
+from . import functional as _functional  # noqa: E402
 from . import ops as _ops  # noqa: E402

@@ -1,5 +1,6 @@
 """Every differentiable primitive, registered in `REGISTRY` with its gradcheck samples."""
 
+from . import conv, pool  # noqa: F401  (registers the convolution and pooling ops)
 from .elementwise import (
     Abs,
     Add,
@@ -25,7 +26,6 @@ from .indexing import Concatenate, GetItem, IndexAdd, Pad, concatenate, getitem,
 from .linalg import MatMul
 from .reduce import Max, Min, Sum, mean, reduce_max, reduce_min, reduce_sum
 from .registry import REGISTRY, OpSpec, Sample, defop
-from . import conv, pool  # noqa: F401  (registers the convolution and pooling ops)
 from .shape import (
     BroadcastTo,
     Reshape,

@@ -1,0 +1,415 @@
+"""User-facing CNN functions with the semantics of torch.nn.functional.
+
+Each function validates its arguments once (clear errors with the shapes and the size
+arithmetic), normalizes the geometry and calls the registered primitives in `ops`.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+import numpy as np
+
+from . import ops
+from .ops.conv import Conv2d, Conv2dInputGrad, Fold, Unfold
+from .ops.pool import AvgPool2d, MaxPool2d, max_pool_forward
+from .tensor import Tensor, as_tensor
+
+__all__ = ["conv2d", "conv_transpose2d", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d",
+           "global_avg_pool2d", "unfold", "fold", "linear", "flatten", "relu", "dropout"]
+
+IntPair = int | tuple[int, int]
+
+
+# ----------------------------------------------------------------------------- checks
+def _pair(fn: str, arg: str, value: Any, minimum: int) -> tuple[int, int]:
+    """An int or (h, w) pair of ints, each at least `minimum`."""
+    pair = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+    if len(pair) != 2:
+        raise ValueError(f"{fn}: {arg} must be an int or an (h, w) pair, got {value!r}")
+    for item in pair:
+        if isinstance(item, bool) or not isinstance(item, numbers.Real):
+            raise TypeError(f"{fn}: {arg} must be an int or an (h, w) pair of ints, got "
+                            f"{value!r}")
+        if not isinstance(item, numbers.Integral):
+            raise ValueError(f"{fn}: {arg} must be whole numbers, got {value!r}")
+        if item < minimum:
+            kind = "positive" if minimum == 1 else "non-negative"
+            raise ValueError(f"{fn}: {arg} must be {kind}, got {value!r}")
+    return int(pair[0]), int(pair[1])
+
+
+def _float_tensor(fn: str, arg: str, value: Any) -> Tensor:
+    if not isinstance(value, (Tensor, np.ndarray, numbers.Number, list, tuple)):
+        raise TypeError(f"{fn}: {arg} must be a Tensor or an array, got {type(value).__name__}")
+    tensor = as_tensor(value)
+    if tensor.dtype.kind != "f":
+        raise TypeError(f"{fn}: {arg} must be floating point, got dtype {tensor.dtype}")
+    return tensor
+
+
+def _batched(fn: str, x: Any) -> tuple[Tensor, bool]:
+    """x as (N, C, H, W); a (C, H, W) input is a batch of one (the flag says to unbatch)."""
+    x = _float_tensor(fn, "x", x)
+    if x.ndim == 3:
+        return x.reshape((1,) + x.shape), True
+    if x.ndim != 4:
+        raise ValueError(f"{fn}: x must be 4-D (N, C, H, W) or 3-D (C, H, W), got shape "
+                         f"{x.shape}")
+    return x, False
+
+
+def _common_dtype(*tensors: Tensor | None) -> list[Tensor | None]:
+    dtype = np.result_type(*[t.dtype for t in tensors if t is not None])
+    return [t.astype(dtype) if t is not None else None for t in tensors]
+
+
+def _check_out_size(fn: str, axis: str, size: int, kernel: int, stride: int, pad: str,
+                    pad_total: int, dilation: int, out: int) -> None:
+    if out >= 1:
+        return
+    raise ValueError(f"{fn}: output {axis} would be floor(({size} + {pad} - {dilation}*"
+                     f"({kernel}-1) - 1)/{stride}) + 1 = {out}; the kernel of {axis} "
+                     f"{kernel} (dilation {dilation}) does not fit the padded {axis} "
+                     f"{size + pad_total}")
+
+
+# ----------------------------------------------------------------------------- convolution
+def _conv_padding(padding: Any, kernel: tuple[int, int], dilation: tuple[int, int],
+                  stride: tuple[int, int]) -> tuple[int, int, int, int]:
+    """(top, bottom, left, right); "same" puts the odd extra row/column at the bottom/right."""
+    if isinstance(padding, str):
+        if padding == "valid":
+            return 0, 0, 0, 0
+        if padding != "same":
+            raise ValueError(f"conv2d: padding must be an int, a pair, 'valid' or 'same', got "
+                             f"{padding!r}")
+        if stride != (1, 1):
+            raise ValueError(f"conv2d: padding='same' needs stride 1, got stride {stride}")
+        totals = [d * (k - 1) for k, d in zip(kernel, dilation)]
+        return totals[0] // 2, totals[0] - totals[0] // 2, totals[1] // 2, \
+            totals[1] - totals[1] // 2
+    ph, pw = _pair("conv2d", "padding", padding, 0)
+    return ph, ph, pw, pw
+
+
+def _check_conv_shapes(x: Tensor, weight: Tensor, bias: Tensor | None, groups: int) -> None:
+    if weight.ndim != 4:
+        raise ValueError(f"conv2d: weight must be 4-D (F, C/groups, KH, KW), got shape "
+                         f"{weight.shape}")
+    if isinstance(groups, bool) or not isinstance(groups, numbers.Integral) or groups < 1:
+        raise ValueError(f"conv2d: groups must be a positive int, got {groups!r}")
+    n_channels, n_filters = x.shape[1], weight.shape[0]
+    if n_channels % groups or n_filters % groups:
+        raise ValueError(f"conv2d: channels ({n_channels}) and filters ({n_filters}) must "
+                         f"both be divisible by groups={groups}")
+    if n_channels != weight.shape[1] * groups:
+        raise ValueError(f"conv2d: x has {n_channels} channels but weight expects "
+                         f"{weight.shape[1] * groups} ({weight.shape[1]} per group x groups="
+                         f"{groups}); x {x.shape}, weight {weight.shape}")
+    if bias is not None and bias.shape != (n_filters,):
+        raise ValueError(f"conv2d: bias must have shape ({n_filters},) (one per filter), got "
+                         f"{bias.shape}")
+
+
+def conv2d(x: Any, weight: Any, bias: Any = None, stride: IntPair = 1,
+           padding: IntPair | str = 0, dilation: IntPair = 1, groups: int = 1) -> Tensor:
+    """2-D cross-correlation, as torch.nn.functional.conv2d.
+
+    Parameters
+    ----------
+    x : (N, C, H, W) or (C, H, W)
+    weight : (F, C/groups, KH, KW)
+    bias : (F,), optional
+    stride, dilation : int or (h, w)
+    padding : int, (h, w), "valid" or "same" (stride 1 only)
+
+    Returns
+    -------
+    (N, F, OH, OW) with OH = floor((H + 2*ph - dh*(KH-1) - 1) / sh) + 1 (likewise OW).
+
+    >>> import numpy as np
+    >>> x = np.arange(25.0).reshape(1, 1, 5, 5)
+    >>> conv2d(x, np.ones((1, 1, 3, 3)), padding=1, stride=2).shape
+    (1, 1, 3, 3)
+    """
+    x, unbatch = _batched("conv2d", x)
+    weight = _float_tensor("conv2d", "weight", weight)
+    bias = None if bias is None else _float_tensor("conv2d", "bias", bias)
+    _check_conv_shapes(x, weight, bias, groups)
+    stride = _pair("conv2d", "stride", stride, 1)
+    dilation = _pair("conv2d", "dilation", dilation, 1)
+    kernel = weight.shape[2:]
+    pad4 = _conv_padding(padding, kernel, dilation, stride)
+    for axis, size, k, s, d, (before, after) in zip(
+            ("height", "width"), x.shape[2:], kernel, stride, dilation, (pad4[:2], pad4[2:])):
+        pad_text = f"2*{before}" if before == after else f"{before}+{after}"
+        _check_out_size("conv2d", axis, size, k, s, pad_text, before + after, d,
+                        (size + before + after - d * (k - 1) - 1) // s + 1)
+    x, weight, bias = _common_dtype(x, weight, bias)
+    out = Conv2d.apply(x, weight, stride=stride, padding=pad4, dilation=dilation,
+                       groups=int(groups))
+    if bias is not None:
+        out = out + bias.reshape(1, -1, 1, 1)
+    return out.reshape(out.shape[1:]) if unbatch else out
+
+
+def conv_transpose2d(x: Any, weight: Any, bias: Any = None, stride: IntPair = 1,
+                     padding: IntPair = 0, output_padding: IntPair = 0, groups: int = 1,
+                     dilation: IntPair = 1) -> Tensor:
+    """Transposed convolution (the gradient of conv2d with respect to its input).
+
+    x is (N, C_in, H, W), weight (C_in, C_out/groups, KH, KW); the output is
+    (N, C_out, OH, OW) with OH = (H-1)*sh - 2*ph + dh*(KH-1) + output_padding_h + 1.
+    """
+    x, unbatch = _batched("conv_transpose2d", x)
+    weight = _float_tensor("conv_transpose2d", "weight", weight)
+    bias = None if bias is None else _float_tensor("conv_transpose2d", "bias", bias)
+    if weight.ndim != 4 or weight.shape[0] != x.shape[1]:
+        raise ValueError(f"conv_transpose2d: weight must be 4-D (C_in={x.shape[1]}, "
+                         f"C_out/groups, KH, KW); x {x.shape}, weight {weight.shape}")
+    stride = _pair("conv_transpose2d", "stride", stride, 1)
+    dilation = _pair("conv_transpose2d", "dilation", dilation, 1)
+    ph, pw = _pair("conv_transpose2d", "padding", padding, 0)
+    extra = _pair("conv_transpose2d", "output_padding", output_padding, 0)
+    if extra[0] >= stride[0] or extra[1] >= stride[1]:
+        raise ValueError(f"conv_transpose2d: output_padding {extra} must be smaller than the "
+                         f"stride {stride}")
+    out_hw = tuple((size - 1) * s - 2 * p + d * (k - 1) + e + 1 for size, s, p, d, k, e in zip(
+        x.shape[2:], stride, (ph, pw), dilation, weight.shape[2:], extra))
+    if min(out_hw) < 1:
+        raise ValueError(f"conv_transpose2d: output size {out_hw} is empty for x {x.shape}, "
+                         f"weight {weight.shape}, stride {stride}, padding {(ph, pw)}")
+    n_out = weight.shape[1] * groups
+    if bias is not None and bias.shape != (n_out,):
+        raise ValueError(f"conv_transpose2d: bias must have shape ({n_out},), got {bias.shape}")
+    if x.shape[1] % groups:
+        raise ValueError(f"conv_transpose2d: {x.shape[1]} input channels are not divisible "
+                         f"by groups={groups}")
+    x, weight, bias = _common_dtype(x, weight, bias)
+    out = Conv2dInputGrad.apply(x, weight, input_hw=out_hw, stride=stride,
+                                padding=(ph, ph, pw, pw), dilation=dilation, groups=int(groups))
+    if bias is not None:
+        out = out + bias.reshape(1, -1, 1, 1)
+    return out.reshape(out.shape[1:]) if unbatch else out
+
+
+# ----------------------------------------------------------------------------- pooling
+def _pool_geometry(fn: str, x: Tensor, kernel_size: Any, stride: Any, padding: Any,
+                   dilation: Any, ceil_mode: bool) -> dict:
+    """Kernel, stride, dilation, (top, bottom, left, right) padding and output size.
+
+    Output per axis: floor_or_ceil((H + 2p - d*(K-1) - 1) / s) + 1; with ceil_mode the last
+    window must start inside the input or the left padding (PyTorch's rule). The bottom/right
+    padding grows to what the last window reaches.
+    """
+    kernel = _pair(fn, "kernel_size", kernel_size, 1)
+    stride = kernel if stride is None or stride == [] else _pair(fn, "stride", stride, 1)
+    pad = _pair(fn, "padding", padding, 0)
+    dilation = _pair(fn, "dilation", dilation, 1)
+    if pad[0] > kernel[0] // 2 or pad[1] > kernel[1] // 2:
+        raise ValueError(f"{fn}: padding {pad} must be at most half the kernel size {kernel} "
+                         "(padding <= kernel_size // 2, as in PyTorch)")
+    out_hw, pad4 = [], []
+    for axis, size, k, s, p, d in zip(("height", "width"), x.shape[2:], kernel, stride, pad,
+                                      dilation):
+        span = size + 2 * p - d * (k - 1) - 1
+        out = (-(-span // s) if ceil_mode else span // s) + 1
+        if ceil_mode and out >= 1 and (out - 1) * s >= size + p:
+            out -= 1
+        _check_out_size(fn, axis, size, k, s, f"2*{p}", 2 * p, d, out)
+        reach = (out - 1) * s + d * (k - 1) + 1
+        out_hw.append(out)
+        pad4 += [p, max(reach - size - p, 0)]
+    return {"kernel": kernel, "stride": stride, "dilation": dilation, "padding": tuple(pad4),
+            "out_hw": tuple(out_hw)}
+
+
+def max_pool2d(x: Any, kernel_size: IntPair, stride: IntPair | None = None,
+               padding: IntPair = 0, dilation: IntPair = 1, ceil_mode: bool = False,
+               return_indices: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+    """Max over sliding windows, as torch.nn.functional.max_pool2d.
+
+    x is (N, C, H, W) or (C, H, W); padding counts as -inf. The output is (N, C, OH, OW) with
+    OH = floor((H + 2*ph - dh*(KH-1) - 1) / sh) + 1 (ceil with ceil_mode). The gradient of a
+    window goes to its first maximal element in row-major order. With return_indices, also
+    returns the flat index h*W + w of each maximum in its input plane (int64).
+    """
+    x, unbatch = _batched("max_pool2d", x)
+    geometry = _pool_geometry("max_pool2d", x, kernel_size, stride, padding, dilation,
+                              ceil_mode)
+    out_hw = geometry.pop("out_hw")
+    out = MaxPool2d.apply(x, **geometry)
+    if unbatch:
+        out = out.reshape(out.shape[1:])
+    if not return_indices:
+        return out
+    indices = _max_indices(x.data, geometry, out_hw)
+    return out, Tensor(indices[0] if unbatch else indices)
+
+
+def _max_indices(x: np.ndarray, geometry: dict, out_hw: tuple[int, int]) -> np.ndarray:
+    """Flat input-plane index h*W + w of each window's winner."""
+    _, winner = max_pool_forward(x, **geometry)
+    (kh, kw), (sh, sw), (dh, dw) = geometry["kernel"], geometry["stride"], geometry["dilation"]
+    top, left = geometry["padding"][0], geometry["padding"][2]
+    rows = np.arange(out_hw[0])[:, None] * sh - top + (winner // kw) * dh
+    cols = np.arange(out_hw[1])[None, :] * sw - left + (winner % kw) * dw
+    return (rows * x.shape[3] + cols).astype(np.int64)
+
+
+def _avg_divisor(x: Tensor, geometry: dict, count_include_pad: bool) -> np.ndarray:
+    """Per output position: the window area clipped to the padded input (count_include_pad)
+    or to the input itself, as PyTorch computes it."""
+    per_axis = []
+    for size, k, s, p, out in zip(x.shape[2:], geometry["kernel"], geometry["stride"],
+                                  geometry["padding"][::2], geometry["out_hw"]):
+        start = np.arange(out) * s - p
+        end = np.minimum(start + k, size + p)
+        if count_include_pad:
+            per_axis.append(end - start)
+        else:
+            per_axis.append(np.minimum(end, size) - np.maximum(start, 0))
+    return np.outer(*per_axis).astype(x.dtype)
+
+
+def avg_pool2d(x: Any, kernel_size: IntPair, stride: IntPair | None = None,
+               padding: IntPair = 0, ceil_mode: bool = False, count_include_pad: bool = True,
+               divisor_override: int | None = None) -> Tensor:
+    """Mean over sliding windows, as torch.nn.functional.avg_pool2d.
+
+    The divisor of a window is its area within the padded input (count_include_pad=True) or
+    within the input (False), windows reaching past the padding (ceil_mode) being clipped;
+    divisor_override replaces it. Output size as in max_pool2d (dilation 1).
+    """
+    x, unbatch = _batched("avg_pool2d", x)
+    geometry = _pool_geometry("avg_pool2d", x, kernel_size, stride, padding, 1, ceil_mode)
+    if divisor_override is not None:
+        if isinstance(divisor_override, bool) or not isinstance(divisor_override,
+                                                                numbers.Integral):
+            raise TypeError(f"avg_pool2d: divisor_override must be an int, got "
+                            f"{divisor_override!r}")
+        if divisor_override <= 0:
+            raise ValueError(f"avg_pool2d: divisor_override must be positive, got "
+                             f"{divisor_override}")
+        divisor: float | np.ndarray = float(divisor_override)
+    else:
+        divisor = _avg_divisor(x, geometry, count_include_pad)
+    out = AvgPool2d.apply(x, kernel=geometry["kernel"], stride=geometry["stride"],
+                          padding=geometry["padding"], divisor=divisor)
+    return out.reshape(out.shape[1:]) if unbatch else out
+
+
+def adaptive_avg_pool2d(x: Any, output_size: int | tuple[int | None, int | None]) -> Tensor:
+    """Average over PyTorch's adaptive windows: output cell i of an axis of size H averages
+    rows floor(i*H/OH) to ceil((i+1)*H/OH) - 1."""
+    x, unbatch = _batched("adaptive_avg_pool2d", x)
+    sizes = output_size if isinstance(output_size, (tuple, list)) else (output_size,) * 2
+    sizes = tuple(x.shape[2 + i] if s is None else s for i, s in enumerate(sizes))
+    out_h, out_w = _pair("adaptive_avg_pool2d", "output_size", sizes, 1)
+    h, w = x.shape[2:]
+    if h % out_h == 0 and w % out_w == 0:
+        out = avg_pool2d(x, (h // out_h, w // out_w))
+    else:
+        rows = [(i * h // out_h, -(-(i + 1) * h // out_h)) for i in range(out_h)]
+        cols = [(j * w // out_w, -(-(j + 1) * w // out_w)) for j in range(out_w)]
+        cells = [x[:, :, r0:r1, c0:c1].mean(axis=(2, 3)) for r0, r1 in rows for c0, c1 in cols]
+        out = ops.stack(cells, axis=-1).reshape(x.shape[:2] + (out_h, out_w))
+    return out.reshape(out.shape[1:]) if unbatch else out
+
+
+def global_avg_pool2d(x: Any, keepdims: bool = False) -> Tensor:
+    """Mean over H and W: (N, C, H, W) -> (N, C), or (N, C, 1, 1) with keepdims."""
+    x, unbatch = _batched("global_avg_pool2d", x)
+    out = x.mean(axis=(2, 3), keepdims=keepdims)
+    return out.reshape(out.shape[1:]) if unbatch else out
+
+
+# ----------------------------------------------------------------------------- unfold / fold
+def _window_geometry(fn: str, kernel_size: Any, dilation: Any, padding: Any,
+                     stride: Any) -> dict:
+    ph, pw = _pair(fn, "padding", padding, 0)
+    return {"kernel": _pair(fn, "kernel_size", kernel_size, 1),
+            "dilation": _pair(fn, "dilation", dilation, 1), "padding": (ph, ph, pw, pw),
+            "stride": _pair(fn, "stride", stride, 1)}
+
+
+def _window_count(fn: str, hw: tuple[int, int], window: dict) -> tuple[int, int]:
+    counts = []
+    for axis, size, k, s, p, d in zip(("height", "width"), hw, window["kernel"],
+                                      window["stride"], window["padding"][::2],
+                                      window["dilation"]):
+        count = (size + 2 * p - d * (k - 1) - 1) // s + 1
+        _check_out_size(fn, axis, size, k, s, f"2*{p}", 2 * p, d, count)
+        counts.append(count)
+    return counts[0], counts[1]
+
+
+def unfold(x: Any, kernel_size: IntPair, dilation: IntPair = 1, padding: IntPair = 0,
+           stride: IntPair = 1) -> Tensor:
+    """im2col, as torch.nn.functional.unfold: (N, C, H, W) -> (N, C*KH*KW, L), L = OH*OW."""
+    x = _float_tensor("unfold", "x", x)
+    if x.ndim != 4:
+        raise ValueError(f"unfold: x must be 4-D (N, C, H, W), got shape {x.shape}")
+    window = _window_geometry("unfold", kernel_size, dilation, padding, stride)
+    _window_count("unfold", x.shape[2:], window)
+    return Unfold.apply(x, **window)
+
+
+def fold(x: Any, output_size: IntPair, kernel_size: IntPair, dilation: IntPair = 1,
+         padding: IntPair = 0, stride: IntPair = 1) -> Tensor:
+    """col2im, as torch.nn.functional.fold: (N, C*KH*KW, L) -> (N, C, H, W), overlaps summed."""
+    x = _float_tensor("fold", "x", x)
+    window = _window_geometry("fold", kernel_size, dilation, padding, stride)
+    output_hw = _pair("fold", "output_size", output_size, 1)
+    kernel_area = window["kernel"][0] * window["kernel"][1]
+    blocks = _window_count("fold", output_hw, window)
+    if x.ndim != 3 or x.shape[1] % kernel_area or x.shape[2] != blocks[0] * blocks[1]:
+        raise ValueError(f"fold: x must be (N, C*{kernel_area}, {blocks[0] * blocks[1]}) for "
+                         f"output_size {output_hw} and kernel {window['kernel']}, got shape "
+                         f"{x.shape}")
+    return Fold.apply(x, output_hw=output_hw, **window)
+
+
+# ----------------------------------------------------------------------------- layers
+def linear(x: Any, weight: Any, bias: Any = None) -> Tensor:
+    """x @ weight.T + bias, PyTorch's layout: x (..., in), weight (out, in), bias (out,)."""
+    x = _float_tensor("linear", "x", x)
+    weight = _float_tensor("linear", "weight", weight)
+    if weight.ndim != 2 or x.ndim < 1 or x.shape[-1] != weight.shape[1]:
+        raise ValueError(f"linear: x {x.shape} needs weight of shape (out_features, "
+                         f"{x.shape[-1] if x.ndim else '?'}), got {weight.shape}")
+    out = x @ weight.T
+    if bias is not None:
+        bias = _float_tensor("linear", "bias", bias)
+        if bias.shape != (weight.shape[0],):
+            raise ValueError(f"linear: bias must have shape ({weight.shape[0]},), got "
+                             f"{bias.shape}")
+        out = out + bias
+    return out
+
+
+def flatten(x: Any, start_axis: int = 0, end_axis: int = -1) -> Tensor:
+    """Merge axes start_axis..end_axis into one, as torch.flatten."""
+    return ops.flatten(as_tensor(x), start_axis, end_axis)
+
+
+def relu(x: Any) -> Tensor:
+    """max(x, 0)."""
+    return ops.ReLU.apply(as_tensor(x))
+
+
+def dropout(x: Any, p: float = 0.5, training: bool = True,
+            rng: np.random.Generator | None = None) -> Tensor:
+    """Inverted dropout: zero each element with probability p, scale the rest by 1/(1-p)."""
+    x = as_tensor(x)
+    if not isinstance(p, numbers.Real) or not 0 <= p <= 1:
+        raise ValueError(f"dropout: p must be a probability in [0, 1], got {p!r}")
+    if not training or p == 0:
+        return x
+    if p == 1:
+        return x * 0.0
+    rng = np.random.default_rng() if rng is None else rng
+    keep = rng.random(x.shape) >= p
+    return x * ops.constant((keep / (1 - p)).astype(x.dtype))
