@@ -65,14 +65,20 @@ def _common_dtype(*tensors: Tensor | None) -> list[Tensor | None]:
     return [t.astype(dtype) if t is not None else None for t in tensors]
 
 
-def _check_out_size(fn: str, axis: str, size: int, kernel: int, stride: int, pad: str,
-                    pad_total: int, dilation: int, out: int) -> None:
-    if out >= 1:
-        return
-    raise ValueError(f"{fn}: output {axis} would be floor(({size} + {pad} - {dilation}*"
-                     f"({kernel}-1) - 1)/{stride}) + 1 = {out}; the kernel of {axis} "
-                     f"{kernel} (dilation {dilation}) does not fit the padded {axis} "
-                     f"{size + pad_total}")
+def _check_fits(fn: str, sizes: tuple[int, ...], kernel: tuple[int, int],
+                stride: tuple[int, int], pads: list[tuple[int, int]],
+                dilation: tuple[int, int], outs: list[int], rounding: str = "floor") -> None:
+    """Raise if an output size is below 1, showing the formula with the numbers."""
+    for axis, size, k, s, (before, after), d, out in zip(
+            ("height", "width"), sizes, kernel, stride, pads, dilation, outs):
+        if out >= 1:
+            continue
+        pad_text = f"2*{before}" if before == after else f"{before}+{after}"
+        padded = "x".join(str(n + b + a) for n, (b, a) in zip(sizes, pads))
+        dilated = f" (dilation {dilation[0]}x{dilation[1]})" if dilation != (1, 1) else ""
+        raise ValueError(f"{fn}: output {axis} would be {rounding}(({size} + {pad_text} - "
+                         f"{d}*({k}-1) - 1)/{s}) + 1 = {out}; the {kernel[0]}x{kernel[1]} "
+                         f"kernel{dilated} does not fit the padded {padded} input")
 
 
 # ----------------------------------------------------------------------------- convolution
@@ -142,11 +148,10 @@ def conv2d(x: Any, weight: Any, bias: Any = None, stride: IntPair = 1,
     dilation = _pair("conv2d", "dilation", dilation, 1)
     kernel = weight.shape[2:]
     pad4 = _conv_padding(padding, kernel, dilation, stride)
-    for axis, size, k, s, d, (before, after) in zip(
-            ("height", "width"), x.shape[2:], kernel, stride, dilation, (pad4[:2], pad4[2:])):
-        pad_text = f"2*{before}" if before == after else f"{before}+{after}"
-        _check_out_size("conv2d", axis, size, k, s, pad_text, before + after, d,
-                        (size + before + after - d * (k - 1) - 1) // s + 1)
+    pads = [pad4[:2], pad4[2:]]
+    outs = [(size + b + a - d * (k - 1) - 1) // s + 1
+            for size, (b, a), k, s, d in zip(x.shape[2:], pads, kernel, stride, dilation)]
+    _check_fits("conv2d", x.shape[2:], kernel, stride, pads, dilation, outs)
     x, weight, bias = _common_dtype(x, weight, bias)
     out = Conv2d.apply(x, weight, stride=stride, padding=pad4, dilation=dilation,
                        groups=int(groups))
@@ -211,16 +216,18 @@ def _pool_geometry(fn: str, x: Tensor, kernel_size: Any, stride: Any, padding: A
     if pad[0] > kernel[0] // 2 or pad[1] > kernel[1] // 2:
         raise ValueError(f"{fn}: padding {pad} must be at most half the kernel size {kernel} "
                          "(padding <= kernel_size // 2, as in PyTorch)")
-    out_hw, pad4 = [], []
-    for axis, size, k, s, p, d in zip(("height", "width"), x.shape[2:], kernel, stride, pad,
-                                      dilation):
+    out_hw = []
+    for size, k, s, p, d in zip(x.shape[2:], kernel, stride, pad, dilation):
         span = size + 2 * p - d * (k - 1) - 1
         out = (-(-span // s) if ceil_mode else span // s) + 1
         if ceil_mode and out >= 1 and (out - 1) * s >= size + p:
             out -= 1
-        _check_out_size(fn, axis, size, k, s, f"2*{p}", 2 * p, d, out)
-        reach = (out - 1) * s + d * (k - 1) + 1
         out_hw.append(out)
+    _check_fits(fn, x.shape[2:], kernel, stride, [(p, p) for p in pad], dilation, out_hw,
+                "ceil" if ceil_mode else "floor")
+    pad4 = []
+    for size, k, s, p, d, out in zip(x.shape[2:], kernel, stride, pad, dilation, out_hw):
+        reach = (out - 1) * s + d * (k - 1) + 1  # the last window's end, past any padding
         pad4 += [p, max(reach - size - p, 0)]
     return {"kernel": kernel, "stride": stride, "dilation": dilation, "padding": tuple(pad4),
             "out_hw": tuple(out_hw)}
@@ -252,7 +259,7 @@ def max_pool2d(x: Any, kernel_size: IntPair, stride: IntPair | None = None,
 def _max_indices(x: np.ndarray, geometry: dict, out_hw: tuple[int, int]) -> np.ndarray:
     """Flat input-plane index h*W + w of each window's winner."""
     _, winner = max_pool_forward(x, **geometry)
-    (kh, kw), (sh, sw), (dh, dw) = geometry["kernel"], geometry["stride"], geometry["dilation"]
+    kw, (sh, sw), (dh, dw) = geometry["kernel"][1], geometry["stride"], geometry["dilation"]
     top, left = geometry["padding"][0], geometry["padding"][2]
     rows = np.arange(out_hw[0])[:, None] * sh - top + (winner // kw) * dh
     cols = np.arange(out_hw[1])[None, :] * sw - left + (winner % kw) * dw
@@ -336,13 +343,10 @@ def _window_geometry(fn: str, kernel_size: Any, dilation: Any, padding: Any,
 
 
 def _window_count(fn: str, hw: tuple[int, int], window: dict) -> tuple[int, int]:
-    counts = []
-    for axis, size, k, s, p, d in zip(("height", "width"), hw, window["kernel"],
-                                      window["stride"], window["padding"][::2],
-                                      window["dilation"]):
-        count = (size + 2 * p - d * (k - 1) - 1) // s + 1
-        _check_out_size(fn, axis, size, k, s, f"2*{p}", 2 * p, d, count)
-        counts.append(count)
+    pads = [window["padding"][:2], window["padding"][2:]]
+    counts = [(size + b + a - d * (k - 1) - 1) // s + 1 for size, (b, a), k, s, d in zip(
+        hw, pads, window["kernel"], window["stride"], window["dilation"])]
+    _check_fits(fn, hw, window["kernel"], window["stride"], pads, window["dilation"], counts)
     return counts[0], counts[1]
 
 
