@@ -17,7 +17,7 @@ import numpy as np
 
 from ..autograd import Context, Function
 from ..tensor import Tensor
-from .conv import col2im_add, offset_view, pad_spatial, window_view
+from .conv import StridePhases, pad_spatial
 from .registry import Sample, defop
 
 
@@ -39,17 +39,21 @@ def max_pool_forward(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, 
     Ties go to the first offset in row-major order; a window holding NaN gives NaN (as numpy).
     """
     out_hw = _out_hw(*x.shape[2:], kernel, stride, padding, dilation)
-    view = window_view(pad_spatial(x, padding, -np.inf), kernel, stride, dilation, out_hw)
-    best = view[:, :, 0, 0].copy()
-    winner = np.zeros(best.shape, dtype=np.int16)
-    has_nan = bool(np.isnan(x).any())
+    phases = StridePhases(pad_spatial(x, padding, -np.inf), stride)
+    best = phases.offset_view(0, 0, dilation, out_hw).copy()
+    winner = np.zeros(best.shape, dtype=np.int8 if kernel[0] * kernel[1] < 128 else np.int16)
+    better = np.empty(best.shape, dtype=bool)
+    offset_if_better = np.empty_like(winner)
+    has_nan = x.size > 0 and bool(np.isnan(np.max(x)))
     for k, i, j in _offsets(kernel)[1:]:
-        candidate = view[:, :, i, j]
-        better = candidate > best
+        candidate = phases.offset_view(i, j, dilation, out_hw)
+        np.greater(candidate, best, out=better)
         if has_nan:
             better |= np.isnan(candidate) & ~np.isnan(best)
-        np.copyto(best, candidate, where=better)
-        winner[better] = k
+        np.maximum(best, candidate, out=best)  # NaN propagates, as in numpy
+        # offsets come in increasing order, so max(winner, k * better) records the new winner
+        np.multiply(better, k, out=offset_if_better, casting="unsafe")
+        np.maximum(winner, offset_if_better, out=winner)
     return best, winner
 
 
@@ -105,11 +109,16 @@ class MaxPool2dScatter(Function):
                 padding: tuple[int, int, int, int], dilation: tuple[int, int]) -> np.ndarray:
         top, bottom, left, right = padding
         h, w = input_hw
-        xp = np.zeros(g.shape[:2] + (h + top + bottom, w + left + right), dtype=g.dtype)
+        padded = np.empty(g.shape[:2] + (h + top + bottom, w + left + right), dtype=g.dtype)
+        phases = StridePhases(padded, stride, copy=False)
+        is_winner = np.empty(g.shape, dtype=g.dtype)  # 1.0 where offset k won, else 0.0
+        routed = np.empty(g.shape, dtype=g.dtype)
         for k, i, j in _offsets(kernel):
-            view = offset_view(xp, i, j, stride, dilation, g.shape[2:])
-            view += np.where(winner == k, g, 0)
-        return xp[:, :, top:top + h, left:left + w]
+            np.equal(winner, k, out=is_winner, casting="unsafe")
+            np.multiply(g, is_winner, out=routed)
+            view = phases.offset_view(i, j, dilation, g.shape[2:])
+            view += routed
+        return phases.merge()[:, :, top:top + h, left:left + w]
 
     @staticmethod
     def backward(ctx: Context, u: Tensor) -> tuple:
@@ -135,10 +144,12 @@ class MaxPool2dGather(Function):
     def forward(ctx: Context, u: np.ndarray, *, winner: np.ndarray, kernel: tuple[int, int],
                 stride: tuple[int, int], padding: tuple[int, int, int, int],
                 dilation: tuple[int, int]) -> np.ndarray:
-        view = window_view(pad_spatial(u, padding), kernel, stride, dilation, winner.shape[2:])
+        phases = StridePhases(pad_spatial(u, padding), stride)
         out = np.zeros(winner.shape, dtype=u.dtype)
+        is_winner = np.empty(winner.shape, dtype=bool)
         for k, i, j in _offsets(kernel):
-            np.copyto(out, view[:, :, i, j], where=winner == k)
+            np.equal(winner, k, out=is_winner)
+            out += phases.offset_view(i, j, dilation, winner.shape[2:]) * is_winner
         return out
 
     @staticmethod
@@ -168,10 +179,10 @@ def avg_pool_forward(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, 
                      ) -> np.ndarray:
     """(N, C, H, W) -> window sums / divisor, (N, C, OH, OW); divisor is a scalar or (OH, OW)."""
     out_hw = _out_hw(*x.shape[2:], kernel, stride, padding, (1, 1))
-    view = window_view(pad_spatial(x, padding), kernel, stride, (1, 1), out_hw)
-    total = view[:, :, 0, 0].copy()
+    phases = StridePhases(pad_spatial(x, padding), stride)
+    total = phases.offset_view(0, 0, (1, 1), out_hw).copy()
     for _, i, j in _offsets(kernel)[1:]:
-        total += view[:, :, i, j]
+        total += phases.offset_view(i, j, (1, 1), out_hw)
     total /= np.asarray(divisor, dtype=x.dtype)
     return total
 
@@ -208,11 +219,13 @@ class AvgPool2dSpread(Function):
                 padding: tuple[int, int, int, int], divisor: float | np.ndarray) -> np.ndarray:
         top, bottom, left, right = padding
         h, w = input_hw
-        xp = np.zeros(g.shape[:2] + (h + top + bottom, w + left + right), dtype=g.dtype)
+        padded = np.empty(g.shape[:2] + (h + top + bottom, w + left + right), dtype=g.dtype)
+        phases = StridePhases(padded, stride, copy=False)
         share = g / np.asarray(divisor, dtype=g.dtype)
-        col2im_add(xp, np.broadcast_to(share[:, :, None, None], g.shape[:2] + kernel +
-                                       g.shape[2:]), stride, (1, 1))
-        return xp[:, :, top:top + h, left:left + w]
+        for _, i, j in _offsets(kernel):
+            view = phases.offset_view(i, j, (1, 1), g.shape[2:])
+            view += share
+        return phases.merge()[:, :, top:top + h, left:left + w]
 
     @staticmethod
     def backward(ctx: Context, u: Tensor) -> tuple:

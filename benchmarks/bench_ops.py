@@ -1,0 +1,229 @@
+"""Forward + backward time of conv2d and the pools, against PyTorch in the same run.
+
+    python benchmarks/bench_ops.py            # the table (about two minutes)
+    python benchmarks/bench_ops.py --quick    # fewer repeats, no textbook loops
+
+float32, median of interleaved repeats (ours, then PyTorch's, alternately); backward uses a
+random upstream gradient and returns the gradients of every input (no accumulation). Peak
+memory of the 32x64x32x32 conv is measured in fresh processes (peak RSS minus the RSS before
+the step). PyTorch is optional: without it the ratio columns are empty.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+import tinygrad_cnn as tg
+import tinygrad_cnn.functional as F
+from tinygrad_cnn import reference
+from tinygrad_cnn.config import FAST_CORETYPE, blas_info, cpu_has_avx512
+
+torch = None  # imported in main(), never in the subprocess that measures our memory
+
+
+def _import_torch() -> None:
+    global torch
+    try:
+        import torch as torch_module
+    except ImportError:
+        return
+    torch_module.set_num_threads(2)
+    torch = torch_module
+
+CONV_CASES = [  # name, x shape, weight shape, stride, padding, bar (x PyTorch)
+    ("conv LeNet-1", (64, 1, 28, 28), (6, 1, 5, 5), 1, 2, 2.0),
+    ("conv LeNet-2", (64, 6, 14, 14), (16, 6, 5, 5), 1, 0, 2.0),
+    ("conv 3x3 64ch", (32, 64, 32, 32), (64, 64, 3, 3), 1, 1, 2.5),
+    ("conv 3x3 s2", (32, 32, 64, 64), (64, 32, 3, 3), 2, 1, 2.5),
+]
+POOL_CASES = [  # name, x shape, kernel, stride, padding
+    ("2x2/2", (64, 32, 32, 32), 2, 2, 0),
+    ("3x3/2 p1", (32, 64, 56, 56), 3, 2, 1),
+]
+
+
+def conv_flops(x_shape: tuple, w_shape: tuple, out_shape: tuple) -> float:
+    """Forward + backward: three products of 2*N*F*OH*OW*C*KH*KW flops each."""
+    n, f, oh, ow = out_shape
+    return 3 * 2 * n * f * oh * ow * w_shape[1] * w_shape[2] * w_shape[3]
+
+
+def ours_step(fn, arrays, options):
+    tensors = [tg.Tensor(a, requires_grad=True) for a in arrays]
+    out = fn(*tensors, **options)
+    upstream = np.ones(out.shape, out.dtype)
+    return lambda: tg.grad_of(fn(*tensors, **options), tensors, upstream), out.shape
+
+
+def torch_step(fn, arrays, options):
+    tensors = [torch.tensor(a, requires_grad=True) for a in arrays]
+    upstream = torch.ones(fn(*tensors, **options).shape)
+    return lambda: torch.autograd.grad(fn(*tensors, **options), tensors, upstream)
+
+
+def interleaved_medians(steps: list, repeats: int) -> list[float]:
+    """Median milliseconds of each step, run alternately `repeats` times after a warm-up."""
+    times = [[] for _ in steps]
+    for step in steps:
+        step()
+    for _ in range(repeats):
+        for k, step in enumerate(steps):
+            start = time.perf_counter()
+            step()
+            times[k].append(time.perf_counter() - start)
+    return [1e3 * float(np.median(t)) for t in times]
+
+
+def case_arrays(x_shape: tuple, w_shape: tuple | None = None) -> list[np.ndarray]:
+    rng = np.random.default_rng(0)
+    arrays = [rng.standard_normal(x_shape).astype(np.float32)]
+    if w_shape is not None:
+        arrays += [(rng.standard_normal(w_shape) * 0.1).astype(np.float32),
+                   np.zeros(w_shape[0], np.float32)]
+    return arrays
+
+
+def measure(repeats: int) -> list[dict]:
+    rows = []
+    for name, x_shape, w_shape, stride, padding, bar in CONV_CASES:
+        arrays = case_arrays(x_shape, w_shape)
+        options = {"stride": stride, "padding": padding}
+        ours, out_shape = ours_step(F.conv2d, arrays, options)
+        steps = [ours] + ([torch_step(torch.nn.functional.conv2d, arrays, options)]
+                          if torch else [])
+        times = interleaved_medians(steps, repeats)
+        rows.append({"case": name, "ms": times[0], "torch_ms": times[1] if torch else None,
+                     "gflops": conv_flops(x_shape, w_shape, out_shape) / times[0] / 1e6,
+                     "bar": bar})
+    for kind, ours_fn, torch_name in [("max_pool2d", F.max_pool2d, "max_pool2d"),
+                                      ("avg_pool2d", F.avg_pool2d, "avg_pool2d")]:
+        for name, x_shape, kernel, stride, padding in POOL_CASES:
+            options = {"kernel_size": kernel, "stride": stride, "padding": padding}
+            arrays = case_arrays(x_shape)
+            steps = [ours_step(ours_fn, arrays, options)[0]]
+            if torch:
+                steps.append(torch_step(getattr(torch.nn.functional, torch_name), arrays,
+                                        options))
+            times = interleaved_medians(steps, repeats)
+            rows.append({"case": f"{kind} {name}", "ms": times[0],
+                         "torch_ms": times[1] if torch else None, "gflops": None, "bar": 2.0})
+    return rows
+
+
+def textbook_ms() -> dict:
+    """One forward + backward of the loop implementations on the LeNet shapes."""
+    result = {}
+    for name, x_shape, w_shape, stride, padding, _ in CONV_CASES[:2]:
+        x, w, b = case_arrays(x_shape, w_shape)
+        geometry = ((stride, stride), (padding,) * 4)
+        start = time.perf_counter()
+        out = reference.conv_forward_naive(x, w, b, *geometry)
+        reference.conv_backward_naive(np.ones_like(out), x, w, *geometry)
+        result[name] = 1e3 * (time.perf_counter() - start)
+    return result
+
+
+def peak_memory_mb(framework: str) -> float:
+    """Run one forward+backward of the 32x64x32x32 conv in this process; peak RSS growth."""
+    _, x_shape, w_shape, stride, padding, _ = CONV_CASES[2]
+    arrays = case_arrays(x_shape, w_shape)
+    options = {"stride": stride, "padding": padding}
+    if framework == "torch":
+        step = torch_step(torch.nn.functional.conv2d, [a[:1] for a in arrays[:1]] + arrays[1:],
+                          options)
+        step()  # load the kernels on a small input first
+        step = torch_step(torch.nn.functional.conv2d, arrays, options)
+    else:
+        ours_step(F.conv2d, [a[:1] for a in arrays[:1]] + arrays[1:], options)[0]()
+        step = ours_step(F.conv2d, arrays, options)[0]
+    before = _rss_mb()
+    step()
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - before
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def in_subprocess(*args: str, env: dict | None = None) -> str:
+    command = [sys.executable, os.path.abspath(__file__), *args]
+    return subprocess.run(command, capture_output=True, text=True, check=True,
+                          env={**os.environ, **(env or {})}).stdout
+
+
+def print_table(rows: list[dict], fast_rows: list[dict] | None) -> None:
+    header = f"{'case':<22} {'ours ms':>9} {'GFLOP/s':>8} {'torch ms':>9} {'ratio':>6} " \
+             f"{'bar':>5} {'ok':>3}"
+    if fast_rows:
+        header += f" {'ours ' + FAST_CORETYPE:>16}"
+    print(header)
+    print("-" * len(header))
+    def number(value: float | None, digits: int) -> str:
+        return "" if value is None else f"{value:.{digits}f}"
+
+    for k, row in enumerate(rows):
+        ratio = row["ms"] / row["torch_ms"] if row["torch_ms"] else None
+        verdict = "" if ratio is None else ("yes" if ratio <= row["bar"] else "NO")
+        line = (f"{row['case']:<22} {row['ms']:>9.2f} {number(row['gflops'], 1):>8} "
+                f"{number(row['torch_ms'], 2):>9} {number(ratio, 2):>6} {row['bar']:>5.1f} "
+                f"{verdict:>3}")
+        if fast_rows:
+            line += f" {fast_rows[k]['ms']:>13.2f} ms"
+        print(line)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repeats, no loops")
+    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--memory", choices=["ours", "torch"], help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.memory != "ours":
+        _import_torch()
+    if args.memory:
+        print(peak_memory_mb(args.memory))
+        return
+    repeats = 5 if args.quick else args.repeats
+    rows = measure(repeats)
+    if args.json:
+        print(json.dumps(rows))
+        return
+    info = blas_info()
+    print(f"numpy {info['numpy']}, {info['blas']} {info['blas_version']}, kernels "
+          f"{info['kernels']}, AVX-512: {info['avx512']}; torch "
+          f"{torch.__version__ if torch else 'not installed'}; {repeats} interleaved repeats")
+    fast_rows = None
+    if cpu_has_avx512() and (info["kernels"] or "").lower() != FAST_CORETYPE.lower():
+        fast_rows = json.loads(in_subprocess("--json", "--repeats", str(repeats),
+                                             env={"OPENBLAS_CORETYPE": FAST_CORETYPE}))
+    elif cpu_has_avx512():
+        print(f"(OpenBLAS already runs its {FAST_CORETYPE} kernels here: no second column)")
+    print_table(rows, fast_rows)
+    ours_mb = float(in_subprocess("--memory", "ours"))
+    line = f"\npeak memory, conv 3x3 64ch forward+backward: ours {ours_mb:.0f} MB"
+    if torch:
+        torch_mb = float(in_subprocess("--memory", "torch"))
+        line += f", torch {torch_mb:.0f} MB, ratio {ours_mb / torch_mb:.2f} (bar 2.5)"
+    print(line)
+    if not args.quick:
+        print("\ntextbook loops (reference.py), one forward+backward:")
+        fast = {row["case"]: row["ms"] for row in rows}
+        for name, ms in textbook_ms().items():
+            print(f"  {name:<14} {ms:>9.0f} ms  ({ms / fast[name]:.0f}x the im2col version)")
+
+
+if __name__ == "__main__":
+    main()
