@@ -114,8 +114,11 @@ class _Im2col:
     """im2col of batch chunks into reused buffers (no page faults, cache-sized pieces).
 
     Each chunk is padded into a buffer whose border stays zero, then its windows are copied
-    as columns (C*KH*KW, B*OH*OW): the batch sits in the columns, so one matrix product
-    serves the whole chunk.
+    as columns (C*KH*KW, B*OH*width): the batch sits in the columns, so one matrix product
+    serves the whole chunk. With stride 1 the columns are "wide": width = padded W rather
+    than OW, so that every (C, KH, KW) row is one contiguous run of the padded input
+    (garbage in the last W - OW positions of each output row, which callers crop or weight
+    by zero); numpy copies long runs many times faster than rows of OW elements.
     """
 
     def __init__(self, x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int],
@@ -123,26 +126,55 @@ class _Im2col:
         n, c, h, w = x.shape
         self.x, self.kernel, self.stride, self.dilation = x, kernel, stride, dilation
         self.top, self.left = padding[0], padding[2]
+        padded_hw = (h + padding[0] + padding[1], w + padding[2] + padding[3])
         self.out_hw = (out_size(h, kernel[0], stride[0], padding[0] + padding[1], dilation[0]),
                        out_size(w, kernel[1], stride[1], padding[2] + padding[3], dilation[1]))
-        self.starts, self.step = _chunks(n, c * kernel[0] * kernel[1] * np.prod(self.out_hw))
+        self.wide = stride == (1, 1)
+        self.width = padded_hw[1] if self.wide else self.out_hw[1]
+        self.starts, self.step = _chunks(n, c * kernel[0] * kernel[1] * self.out_hw[0]
+                                         * self.width)
         batch = min(self.step, n)
-        self.padded = np.zeros((batch, c, h + padding[0] + padding[1],
-                                w + padding[2] + padding[3]), dtype=x.dtype) \
-            if any(padding) else None
-        self.cols = np.empty((c,) + kernel + (batch,) + self.out_hw, dtype=x.dtype)
+        spare_row = 1 if self.wide else 0  # wide runs of the last row read one row past
+        self.padded = np.zeros((batch, c, padded_hw[0] + spare_row, padded_hw[1]),
+                               dtype=x.dtype) if any(padding) or self.wide else None
+        self.cols = np.empty((c,) + kernel + (batch, self.out_hw[0], self.width), dtype=x.dtype)
 
     def chunk(self, start: int) -> np.ndarray:
-        """Columns (C*KH*KW, B*OH*OW) of images start .. start + B."""
+        """Columns (C*KH*KW, B*OH*width) of images start .. start + B."""
         chunk = self.x[start:start + self.step]
         b, h, w = len(chunk), chunk.shape[2], chunk.shape[3]
         if self.padded is not None:
             self.padded[:b, :, self.top:self.top + h, self.left:self.left + w] = chunk
             chunk = self.padded[:b]
-        view = window_view(chunk, self.kernel, self.stride, self.dilation, self.out_hw)
         cols = self.cols[:, :, :, :b]
-        np.copyto(cols, view.transpose(1, 2, 3, 0, 4, 5))  # (C, KH, KW, B, OH, OW)
-        return cols.reshape(-1, b * self.out_hw[0] * self.out_hw[1])
+        if self.wide:
+            np.copyto(cols, self._wide_view(chunk))
+        else:
+            view = window_view(chunk, self.kernel, self.stride, self.dilation, self.out_hw)
+            np.copyto(cols, view.transpose(1, 2, 3, 0, 4, 5))  # (C, KH, KW, B, OH, OW)
+        return cols.reshape(-1, b * self.out_hw[0] * self.width)
+
+    def _wide_view(self, padded: np.ndarray) -> np.ndarray:
+        """(C, KH, KW, B, OH, W): element [c, i, j, b, r, q] is the padded input's flat
+        element (b, c) at (i*dh + r)*W + j*dw + q."""
+        sb, sc, sh, sw = padded.strides
+        shape = (padded.shape[1],) + self.kernel + (len(padded), self.out_hw[0], self.width)
+        strides = (sc, sh * self.dilation[0], sw * self.dilation[1], sb, sh, sw)
+        return as_strided(padded, shape, strides, writeable=False)
+
+    def grad_columns(self, g: np.ndarray, groups: int) -> np.ndarray:
+        return grad_columns(g, groups, self.width)
+
+
+def grad_columns(g: np.ndarray, groups: int, width: int) -> np.ndarray:
+    """Upstream gradient of a chunk (B, F, OH, OW) as (G, F/G, B*OH*width), zero in the
+    garbage positions of wide columns (width > OW)."""
+    b, f, oh, ow = g.shape
+    if width == ow:
+        return np.ascontiguousarray(g.transpose(1, 0, 2, 3)).reshape(groups, f // groups, -1)
+    wide = np.zeros((f, b, oh, width), dtype=g.dtype)
+    wide[..., :ow] = g.transpose(1, 0, 2, 3)
+    return wide.reshape(groups, f // groups, -1)
 
 
 def conv2d_forward(x: np.ndarray, w: np.ndarray, stride: tuple[int, int],
@@ -152,22 +184,16 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, stride: tuple[int, int],
     n = x.shape[0]
     f, cg, kh, kw = w.shape
     im2col = _Im2col(x, (kh, kw), stride, padding, dilation)
-    oh, ow = im2col.out_hw
+    (oh, ow), width = im2col.out_hw, im2col.width
     weight = w.reshape(groups, f // groups, cg * kh * kw)
     out = np.empty((n, f, oh, ow), dtype=np.result_type(x, w))
     for start in im2col.starts:
         cols = im2col.chunk(start)
-        b = cols.shape[1] // (oh * ow)
-        # (G, F/G, C/G*KH*KW) @ (G, C/G*KH*KW, B*OH*OW) -> (G, F/G, B*OH*OW)
+        b = cols.shape[1] // (oh * width)
+        # (G, F/G, C/G*KH*KW) @ (G, C/G*KH*KW, B*OH*width) -> (G, F/G, B*OH*width)
         result = np.matmul(weight, cols.reshape(groups, cg * kh * kw, -1))
-        out[start:start + b] = result.reshape(f, b, oh, ow).transpose(1, 0, 2, 3)
+        out[start:start + b] = result.reshape(f, b, oh, width)[..., :ow].transpose(1, 0, 2, 3)
     return out
-
-
-def _grad_chunk(g: np.ndarray, groups: int) -> np.ndarray:
-    """Upstream gradient of a batch chunk (B, F, OH, OW) as (G, F/G, B*OH*OW)."""
-    b, f = g.shape[:2]
-    return np.ascontiguousarray(g.transpose(1, 0, 2, 3)).reshape(groups, f // groups, -1)
 
 
 def conv2d_weight_grad(x: np.ndarray, g: np.ndarray, kernel: tuple[int, int],
@@ -181,7 +207,7 @@ def conv2d_weight_grad(x: np.ndarray, g: np.ndarray, kernel: tuple[int, int],
     total = np.zeros((groups, f // groups, c // groups * kh * kw), dtype=np.result_type(x, g))
     for start in im2col.starts:
         cols = im2col.chunk(start)
-        grad = _grad_chunk(g[start:start + cols.shape[1] // (g.shape[2] * g.shape[3])], groups)
+        grad = im2col.grad_columns(g[start:start + im2col.step], groups)
         # (G, F/G, B*OH*OW) @ (G, B*OH*OW, C/G*KH*KW), summed over chunks
         total += np.matmul(grad, cols.reshape(groups, -1, cols.shape[1]).swapaxes(-1, -2))
     return total.reshape(f, c // groups, kh, kw)
@@ -192,18 +218,22 @@ def conv2d_input_grad(g: np.ndarray, w: np.ndarray, input_hw: tuple[int, int],
                       dilation: tuple[int, int], groups: int) -> np.ndarray:
     """d<g, conv2d(x, w)>/dx: (N, F, OH, OW), (F, C/G, KH, KW) -> (N, C, H, W).
 
-    With stride 1 this is the convolution of g, padded by d*(K-1) - p, with the flipped
-    kernel (channels swapped per group): one im2col and one efficient matrix product.
-    Otherwise, the column gradients w^T g are summed back by col2im.
+    The column gradients w^T g, (C*KH*KW, B*OH*OW) per batch chunk, are summed back by
+    col2im. With stride 1, when g has more channels than x (F*H*W > C*OH*OW), the
+    convolution of g, padded by d*(K-1) - p, with the flipped kernel (channels swapped per
+    group) does the same work with a smaller im2col.
     """
-    _, _, kh, kw = w.shape
+    n, f, oh, ow = g.shape
+    _, cg, kh, kw = w.shape
     full_pad = (dilation[0] * (kh - 1) - padding[0], dilation[0] * (kh - 1) - padding[1],
                 dilation[1] * (kw - 1) - padding[2], dilation[1] * (kw - 1) - padding[3])
-    covered = (g.shape[2] + full_pad[0] + full_pad[1] - dilation[0] * (kh - 1),
-               g.shape[3] + full_pad[2] + full_pad[3] - dilation[1] * (kw - 1))
-    if stride == (1, 1) and min(full_pad) >= 0 and covered == tuple(input_hw):
+    exact = (oh + full_pad[0] + full_pad[1] - dilation[0] * (kh - 1),
+             ow + full_pad[2] + full_pad[3] - dilation[1] * (kw - 1)) == tuple(input_hw)
+    if stride == (1, 1) and exact and min(full_pad) >= 0 \
+            and f * input_hw[0] * input_hw[1] <= cg * groups * oh * ow:
         return conv2d_forward(g, _flip_kernel(w, groups), (1, 1), full_pad, dilation, groups)
-    return _col2im_input_grad(g, w, input_hw, stride, padding, dilation, groups)
+    return _col2im_input_grad(g, w, input_hw, stride, padding, dilation, groups,
+                              wide=stride == (1, 1) and exact)
 
 
 def _flip_kernel(w: np.ndarray, groups: int) -> np.ndarray:
@@ -216,21 +246,35 @@ def _flip_kernel(w: np.ndarray, groups: int) -> np.ndarray:
 
 def _col2im_input_grad(g: np.ndarray, w: np.ndarray, input_hw: tuple[int, int],
                        stride: tuple[int, int], padding: tuple[int, int, int, int],
-                       dilation: tuple[int, int], groups: int) -> np.ndarray:
+                       dilation: tuple[int, int], groups: int, wide: bool) -> np.ndarray:
+    """col2im of w^T g. With `wide` (stride 1, windows covering the padded input exactly)
+    the columns have the padded width, so each kernel offset adds one contiguous run per
+    (image, channel) instead of OH rows of OW elements (see _Im2col)."""
     n, f, oh, ow = g.shape
     _, cg, kh, kw = w.shape
     c = cg * groups
     h, width = input_hw
     top, bottom, left, right = padding
-    xp = np.zeros((n, c, h + top + bottom, width + left + right), dtype=np.result_type(g, w))
+    padded_hw = (h + top + bottom, width + left + right)
+    columns = padded_hw[1] if wide else ow
+    xp = np.zeros((n, c, padded_hw[0] + (1 if wide else 0), padded_hw[1]),
+                  dtype=np.result_type(g, w))
     weight_t = w.reshape(groups, f // groups, cg * kh * kw).swapaxes(-1, -2)
-    starts, step = _chunks(n, c * kh * kw * oh * ow)
+    starts, step = _chunks(n, c * kh * kw * oh * columns)
     for start in starts:
-        grad = _grad_chunk(g[start:start + step], groups)
-        b = grad.shape[-1] // (oh * ow)
-        # (G, C/G*KH*KW, F/G) @ (G, F/G, B*OH*OW) -> (G, C/G*KH*KW, B*OH*OW)
-        cols = np.matmul(weight_t, grad).reshape(c, kh, kw, b, oh, ow)
-        col2im_add(xp[start:start + b], cols.transpose(3, 0, 1, 2, 4, 5), stride, dilation)
+        grad = grad_columns(g[start:start + step], groups, columns)
+        b = grad.shape[-1] // (oh * columns)
+        # (G, C/G*KH*KW, F/G) @ (G, F/G, B*OH*width) -> (G, C/G*KH*KW, B*OH*width)
+        cols = np.matmul(weight_t, grad).reshape(c, kh, kw, b, oh, columns)
+        if wide:
+            flat = xp[start:start + b].reshape(b, c, -1)
+            for i in range(kh):
+                for j in range(kw):
+                    begin = i * dilation[0] * columns + j * dilation[1]
+                    run = flat[:, :, begin:begin + oh * columns]
+                    run += cols[:, i, j].reshape(c, b, -1).swapaxes(0, 1)
+        else:
+            col2im_add(xp[start:start + b], cols.transpose(3, 0, 1, 2, 4, 5), stride, dilation)
     return xp[:, :, top:top + h, left:left + width]
 
 
