@@ -87,7 +87,6 @@ class Context:
         self.inputs = inputs if recording else ()
         self.params = params
         self.recording = recording
-        self.needs_input_grad = tuple(t.requires_grad for t in inputs) if recording else ()
         self.saved: tuple | None = ()
         self.released = False
         self._output: weakref.ref | None = None
@@ -95,6 +94,10 @@ class Context:
     @property
     def name(self) -> str:
         return self.fn.name
+
+    @property
+    def needs_input_grad(self) -> tuple[bool, ...]:
+        return tuple(t.requires_grad for t in self.inputs)
 
     @property
     def output(self) -> Tensor:
@@ -143,10 +146,16 @@ class Function:
 
     @classmethod
     def apply(cls, *inputs: Any, **params: Any) -> Tensor:
-        tensors = tuple(t if isinstance(t, Tensor) else as_tensor(t) for t in inputs)
-        recording = _mode.enabled and any(t.requires_grad for t in tensors)
-        ctx = Context(cls, tensors, params, recording)
-        out = cls.forward(ctx, *[t.data for t in tensors], **params)
+        tensors, arrays, any_requires_grad = [], [], False
+        for tensor in inputs:
+            if not isinstance(tensor, Tensor):
+                tensor = as_tensor(tensor)
+            any_requires_grad = any_requires_grad or tensor.requires_grad
+            tensors.append(tensor)
+            arrays.append(tensor.data)
+        recording = any_requires_grad and _mode.enabled
+        ctx = Context(cls, tuple(tensors), params, recording)
+        out = cls.forward(ctx, *arrays, **params)
         if not isinstance(out, np.ndarray):
             out = np.asarray(out)
         if recording and out.dtype.kind == "f":

@@ -61,33 +61,60 @@ def offset_view(xp: np.ndarray, i: int, j: int, stride: tuple[int, int],
 
 
 class StridePhases:
-    """A padded (N, C, H, W) array split by stride phase: phase (a, b) holds rows a, a+sh, ...
-    and columns b, b+sw, ... as a contiguous array.
+    """An input, padded by (top, bottom, left, right), split by stride phase: phase (a, b)
+    holds rows a, a+sh, ... and columns b, b+sw, ... of the padded input, contiguously.
 
     The elements at kernel offset (i, j) of every window, xp[.., oh*sh + i*dh, ow*sw + j*dw],
     are then a slice of one phase with contiguous rows, which numpy processes several times
-    faster than the stride-sw view of xp. With stride 1 the only phase is xp itself.
+    faster than the stride-sw view of xp. The padded input itself is never built.
     """
 
-    def __init__(self, xp: np.ndarray, stride: tuple[int, int], copy: bool = True) -> None:
-        self.shape, self.stride = xp.shape, stride
-        self.planes = {(a, b): np.ascontiguousarray(xp[:, :, a::stride[0], b::stride[1]])
-                       if copy else np.zeros_like(xp[:, :, a::stride[0], b::stride[1]])
+    def __init__(self, shape: tuple[int, ...], padding: tuple[int, int, int, int],
+                 stride: tuple[int, int], fill: float, dtype: np.dtype) -> None:
+        n, c, h, w = shape
+        self.hw, self.padding, self.stride = (h, w), padding, stride
+        padded_h, padded_w = h + padding[0] + padding[1], w + padding[2] + padding[3]
+        self.planes = {(a, b): np.full((n, c, -(-(padded_h - a) // stride[0]),
+                                        -(-(padded_w - b) // stride[1])), fill, dtype=dtype)
                        for a in range(stride[0]) for b in range(stride[1])}
+
+    @classmethod
+    def of(cls, x: np.ndarray, padding: tuple[int, int, int, int], stride: tuple[int, int],
+           fill: float = 0.0) -> StridePhases:
+        phases = cls.__new__(cls)
+        phases.hw, phases.padding, phases.stride = x.shape[2:], padding, stride
+        padded = pad_spatial(x, padding, fill)  # then strided copies: faster than from x
+        phases.planes = {(a, b): np.ascontiguousarray(padded[:, :, a::stride[0], b::stride[1]])
+                         for a in range(stride[0]) for b in range(stride[1])}
+        return phases
+
+    def _parts(self) -> dict:
+        """Per phase: the slice of its plane and the slice of the unpadded input it holds."""
+        (sh, sw), (h, w) = self.stride, self.hw
+        top, left = self.padding[0], self.padding[2]
+        parts = {}
+        for a, b in self.planes:
+            row, col = (a - top) % sh, (b - left) % sw  # first input row/col in this phase
+            rows, cols = len(range(row, h, sh)), len(range(col, w, sw))
+            first_row, first_col = (row + top - a) // sh, (col + left - b) // sw
+            parts[a, b] = ((..., slice(first_row, first_row + rows),
+                            slice(first_col, first_col + cols)),
+                           (..., slice(row, h, sh), slice(col, w, sw)))
+        return parts
 
     def offset_view(self, i: int, j: int, dilation: tuple[int, int],
                     out_hw: tuple[int, int]) -> np.ndarray:
+        """Writable view (N, C, OH, OW) of the padded input at kernel offset (i, j)."""
         (sh, sw), top, left = self.stride, i * dilation[0], j * dilation[1]
         plane = self.planes[top % sh, left % sw]
         return plane[:, :, top // sh:top // sh + out_hw[0], left // sw:left // sw + out_hw[1]]
 
-    def merge(self) -> np.ndarray:
-        """The planes interleaved back into one (N, C, H, W) array."""
-        if len(self.planes) == 1:
-            return self.planes[0, 0]
-        out = np.empty(self.shape, dtype=self.planes[0, 0].dtype)
-        for (a, b), plane in self.planes.items():
-            out[:, :, a::self.stride[0], b::self.stride[1]] = plane
+    def unpadded(self) -> np.ndarray:
+        """The planes interleaved back into the unpadded (N, C, H, W) array."""
+        first = self.planes[0, 0]
+        out = np.empty(first.shape[:2] + self.hw, dtype=first.dtype)
+        for key, (plane_part, x_part) in self._parts().items():
+            out[x_part] = self.planes[key][plane_part]
         return out
 
 
@@ -204,13 +231,13 @@ def conv2d_weight_grad(x: np.ndarray, g: np.ndarray, kernel: tuple[int, int],
     f = g.shape[1]
     kh, kw = kernel
     im2col = _Im2col(x, kernel, stride, padding, dilation)
-    total = np.zeros((groups, f // groups, c // groups * kh * kw), dtype=np.result_type(x, g))
+    total = np.zeros((groups, c // groups * kh * kw, f // groups), dtype=np.result_type(x, g))
     for start in im2col.starts:
         cols = im2col.chunk(start)
         grad = im2col.grad_columns(g[start:start + im2col.step], groups)
-        # (G, F/G, B*OH*OW) @ (G, B*OH*OW, C/G*KH*KW), summed over chunks
-        total += np.matmul(grad, cols.reshape(groups, -1, cols.shape[1]).swapaxes(-1, -2))
-    return total.reshape(f, c // groups, kh, kw)
+        # (G, C/G*KH*KW, B*OH*width) @ (G, B*OH*width, F/G), summed over chunks
+        total += np.matmul(cols.reshape(groups, -1, cols.shape[1]), grad.swapaxes(-1, -2))
+    return total.swapaxes(-1, -2).reshape(f, c // groups, kh, kw)
 
 
 def conv2d_input_grad(g: np.ndarray, w: np.ndarray, input_hw: tuple[int, int],

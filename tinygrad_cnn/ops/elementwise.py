@@ -40,14 +40,10 @@ def _unary_samples(draw: Any = normal) -> Any:
     return lambda rng: [Sample((draw(rng, 3, 4),)), Sample((draw(rng),), label="0-d")]
 
 
-def _broadcasting(name: str, a: np.ndarray, b: np.ndarray, compute: Any) -> np.ndarray:
-    """Run `compute`, turning numpy's broadcast failure into a message naming both shapes."""
-    try:
-        return compute()
-    except ValueError:
-        raise ValueError(f"{name}: shapes {a.shape} and {b.shape} cannot be broadcast "
-                         "together (numpy broadcasting rules: trailing sizes must match or "
-                         "be 1)") from None
+def broadcast_error(name: str, a: np.ndarray, b: np.ndarray) -> ValueError:
+    """numpy's broadcast failure, told with the op and both shapes."""
+    return ValueError(f"{name}: shapes {a.shape} and {b.shape} cannot be broadcast together "
+                      "(numpy broadcasting rules: trailing sizes must match or be 1)")
 
 
 @defop("add", samples=_binary_samples)
@@ -56,7 +52,10 @@ class Add(Function):
 
     @staticmethod
     def forward(ctx: Context, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        return _broadcasting("add", a, b, lambda: a + b)
+        try:
+            return a + b
+        except ValueError:
+            raise broadcast_error("add", a, b) from None
 
     @staticmethod
     def backward(ctx: Context, g: Tensor) -> tuple:
@@ -69,7 +68,10 @@ class Sub(Function):
 
     @staticmethod
     def forward(ctx: Context, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        return _broadcasting("sub", a, b, lambda: a - b)
+        try:
+            return a - b
+        except ValueError:
+            raise broadcast_error("sub", a, b) from None
 
     @staticmethod
     def backward(ctx: Context, g: Tensor) -> tuple:
@@ -82,7 +84,10 @@ class Mul(Function):
 
     @staticmethod
     def forward(ctx: Context, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        return _broadcasting("mul", a, b, lambda: a * b)
+        try:
+            return a * b
+        except ValueError:
+            raise broadcast_error("mul", a, b) from None
 
     @staticmethod
     def backward(ctx: Context, g: Tensor) -> tuple:
@@ -97,7 +102,10 @@ class Div(Function):
 
     @staticmethod
     def forward(ctx: Context, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        return _broadcasting("div", a, b, lambda: a / b)
+        try:
+            return a / b
+        except ValueError:
+            raise broadcast_error("div", a, b) from None
 
     @staticmethod
     def backward(ctx: Context, g: Tensor) -> tuple:
@@ -134,7 +142,10 @@ class Pow(Function):
 
     @staticmethod
     def forward(ctx: Context, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        return _broadcasting("pow", a, b, lambda: a ** b)
+        try:
+            return a ** b
+        except ValueError:
+            raise broadcast_error("pow", a, b) from None
 
     @staticmethod
     def backward(ctx: Context, g: Tensor) -> tuple:
@@ -246,7 +257,10 @@ class Maximum(Function):
 
     @staticmethod
     def forward(ctx: Context, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        out = _broadcasting("maximum", a, b, lambda: np.maximum(a, b))
+        try:
+            out = np.maximum(a, b)
+        except ValueError:
+            raise broadcast_error("maximum", a, b) from None
         ctx.save_for_backward((a > b) + 0.5 * (a == b))
         return out
 

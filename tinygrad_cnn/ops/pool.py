@@ -17,7 +17,7 @@ import numpy as np
 
 from ..autograd import Context, Function
 from ..tensor import Tensor
-from .conv import StridePhases, pad_spatial
+from .conv import StridePhases
 from .registry import Sample, defop
 
 
@@ -39,7 +39,7 @@ def max_pool_forward(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, 
     Ties go to the first offset in row-major order; a window holding NaN gives NaN (as numpy).
     """
     out_hw = _out_hw(*x.shape[2:], kernel, stride, padding, dilation)
-    phases = StridePhases(pad_spatial(x, padding, -np.inf), stride)
+    phases = StridePhases.of(x, padding, stride, -np.inf)
     best = phases.offset_view(0, 0, dilation, out_hw).copy()
     winner = np.zeros(best.shape, dtype=np.int8 if kernel[0] * kernel[1] < 128 else np.int16)
     better = np.empty(best.shape, dtype=bool)
@@ -107,10 +107,7 @@ class MaxPool2dScatter(Function):
     def forward(ctx: Context, g: np.ndarray, *, winner: np.ndarray, input_hw: tuple[int, int],
                 kernel: tuple[int, int], stride: tuple[int, int],
                 padding: tuple[int, int, int, int], dilation: tuple[int, int]) -> np.ndarray:
-        top, bottom, left, right = padding
-        h, w = input_hw
-        padded = np.empty(g.shape[:2] + (h + top + bottom, w + left + right), dtype=g.dtype)
-        phases = StridePhases(padded, stride, copy=False)
+        phases = StridePhases(g.shape[:2] + tuple(input_hw), padding, stride, 0.0, g.dtype)
         is_winner = np.empty(g.shape, dtype=g.dtype)  # 1.0 where offset k won, else 0.0
         routed = np.empty(g.shape, dtype=g.dtype)
         for k, i, j in _offsets(kernel):
@@ -118,7 +115,7 @@ class MaxPool2dScatter(Function):
             np.multiply(g, is_winner, out=routed)
             view = phases.offset_view(i, j, dilation, g.shape[2:])
             view += routed
-        return phases.merge()[:, :, top:top + h, left:left + w]
+        return phases.unpadded()
 
     @staticmethod
     def backward(ctx: Context, u: Tensor) -> tuple:
@@ -144,7 +141,7 @@ class MaxPool2dGather(Function):
     def forward(ctx: Context, u: np.ndarray, *, winner: np.ndarray, kernel: tuple[int, int],
                 stride: tuple[int, int], padding: tuple[int, int, int, int],
                 dilation: tuple[int, int]) -> np.ndarray:
-        phases = StridePhases(pad_spatial(u, padding), stride)
+        phases = StridePhases.of(u, padding, stride)
         out = np.zeros(winner.shape, dtype=u.dtype)
         is_winner = np.empty(winner.shape, dtype=bool)
         for k, i, j in _offsets(kernel):
@@ -179,7 +176,7 @@ def avg_pool_forward(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, 
                      ) -> np.ndarray:
     """(N, C, H, W) -> window sums / divisor, (N, C, OH, OW); divisor is a scalar or (OH, OW)."""
     out_hw = _out_hw(*x.shape[2:], kernel, stride, padding, (1, 1))
-    phases = StridePhases(pad_spatial(x, padding), stride)
+    phases = StridePhases.of(x, padding, stride)
     total = phases.offset_view(0, 0, (1, 1), out_hw).copy()
     for _, i, j in _offsets(kernel)[1:]:
         total += phases.offset_view(i, j, (1, 1), out_hw)
@@ -217,15 +214,12 @@ class AvgPool2dSpread(Function):
     def forward(ctx: Context, g: np.ndarray, *, input_hw: tuple[int, int],
                 kernel: tuple[int, int], stride: tuple[int, int],
                 padding: tuple[int, int, int, int], divisor: float | np.ndarray) -> np.ndarray:
-        top, bottom, left, right = padding
-        h, w = input_hw
-        padded = np.empty(g.shape[:2] + (h + top + bottom, w + left + right), dtype=g.dtype)
-        phases = StridePhases(padded, stride, copy=False)
+        phases = StridePhases(g.shape[:2] + tuple(input_hw), padding, stride, 0.0, g.dtype)
         share = g / np.asarray(divisor, dtype=g.dtype)
         for _, i, j in _offsets(kernel):
             view = phases.offset_view(i, j, (1, 1), g.shape[2:])
             view += share
-        return phases.merge()[:, :, top:top + h, left:left + w]
+        return phases.unpadded()
 
     @staticmethod
     def backward(ctx: Context, u: Tensor) -> tuple:

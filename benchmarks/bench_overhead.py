@@ -1,0 +1,81 @@
+"""Per-op cost of recording and walking the graph, on tensors of one element.
+
+    python benchmarks/bench_overhead.py
+
+A chain of 2,000 elementwise ops (alternating mul and add) on a 1-element float32 tensor,
+forward then backward, in microseconds per op: the median of interleaved repeats, with
+PyTorch's time for the same chain in the same run when it is installed. Bar: at most 2x
+PyTorch's per-op time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+import tinygrad_cnn as tg
+
+CHAIN = 2000
+
+
+def ours_chain() -> tuple[float, float]:
+    x = tg.Tensor(np.ones(1, np.float32), requires_grad=True)
+    scale = tg.Tensor(np.full(1, 1.0001, np.float32))
+    shift = tg.Tensor(np.full(1, 0.001, np.float32))
+    start = time.perf_counter()
+    y = x
+    for _ in range(CHAIN // 2):
+        y = y * scale
+        y = y + shift
+    middle = time.perf_counter()
+    y.sum().backward()
+    return middle - start, time.perf_counter() - middle
+
+
+def torch_chain(torch) -> tuple[float, float]:
+    x = torch.ones(1, requires_grad=True)
+    scale, shift = torch.full((1,), 1.0001), torch.full((1,), 0.001)
+    start = time.perf_counter()
+    y = x
+    for _ in range(CHAIN // 2):
+        y = y * scale
+        y = y + shift
+    middle = time.perf_counter()
+    y.sum().backward()
+    return middle - start, time.perf_counter() - middle
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=21)
+    args = parser.parse_args()
+    try:
+        import torch
+        torch.set_num_threads(2)
+    except ImportError:
+        torch = None
+    runs = {"tinygrad_cnn": [], "torch": []}
+    for _ in range(args.repeats + 1):  # the first round warms up and is dropped
+        runs["tinygrad_cnn"].append(ours_chain())
+        if torch is not None:
+            runs["torch"].append(torch_chain(torch))
+    print(f"chain of {CHAIN} ops (mul, add) on a 1-element float32 tensor, median of "
+          f"{args.repeats} interleaved runs, microseconds per op")
+    print(f"{'':<14} {'forward':>8} {'backward':>9} {'total':>8}")
+    totals = {}
+    for name, samples in runs.items():
+        if not samples:
+            continue
+        forward, backward = (1e6 * float(np.median([s[k] for s in samples[1:]])) / CHAIN
+                             for k in (0, 1))
+        totals[name] = forward + backward
+        print(f"{name:<14} {forward:>8.2f} {backward:>9.2f} {forward + backward:>8.2f}")
+    if "torch" in totals:
+        ratio = totals["tinygrad_cnn"] / totals["torch"]
+        print(f"ratio to PyTorch: {ratio:.2f}x (bar 2.0x: {'met' if ratio <= 2 else 'NOT met'})")
+
+
+if __name__ == "__main__":
+    main()
