@@ -46,14 +46,11 @@ def test_reductions_match_numpy_and_sum_gradient_is_ones(array, data):
 
 
 @given(st.integers(1, 4), st.integers(1, 4), st.integers(1, 4),
-       st.lists(st.integers(1, 3), max_size=2), st.lists(st.integers(1, 3), max_size=2),
+       hnp.mutually_broadcastable_shapes(num_shapes=2, max_dims=2, max_side=3),
        st.booleans(), st.booleans())
-def test_matmul_shapes_and_gradients(m, k, n, batch_a, batch_b, vector_a, vector_b):
+def test_matmul_shapes_and_gradients(m, k, n, batches, vector_a, vector_b):
     rng = np.random.default_rng(0)
-    batch_b = batch_b[:len(batch_a)]  # keep the batch dims broadcastable: pad with 1s
-    batch_b = [1 if i % 2 else size for i, size in enumerate(batch_b)]
-    batch_a = [size if i >= len(batch_b) or batch_b[i] == 1 else batch_b[i]
-               for i, size in enumerate(batch_a)]
+    batch_a, batch_b = batches.input_shapes
     a_shape = (k,) if vector_a else tuple(batch_a) + (m, k)
     b_shape = (k,) if vector_b else tuple(batch_b) + (k, n)
     a, b = rng.standard_normal(a_shape), rng.standard_normal(b_shape)

@@ -1,0 +1,112 @@
+"""The `tinygrad-cnn` command: info, gradcheck, graph, summary, train."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+import numpy as np
+
+from . import config
+from .gradcheck import check_gradients, gradgradcheck
+from .ops import REGISTRY
+
+
+class UsageError(Exception):
+    """An expected error: printed as one line, exit code 2, no traceback."""
+
+
+def _use_fast_kernels_if_possible(argv: Sequence[str]) -> None:
+    """Re-run this command with OpenBLAS's AVX-512 kernels when the CPU has AVX-512 and
+    OpenBLAS picked slower ones (OPENBLAS_CORETYPE must be set before numpy loads)."""
+    if os.environ.get("OPENBLAS_CORETYPE") or os.environ.get("TINYGRAD_CNN_NO_REEXEC"):
+        return
+    info = config.blas_info()
+    kernels = (info["kernels"] or "").lower()
+    if info["avx512"] and kernels and "skylakex" not in kernels and "cooper" not in kernels \
+            and "sapphire" not in kernels:
+        print(f"tinygrad-cnn: CPU has AVX-512, OpenBLAS chose {info['kernels']}: re-running "
+              f"with OPENBLAS_CORETYPE={config.FAST_CORETYPE}", file=sys.stderr)
+        env = {**os.environ, "OPENBLAS_CORETYPE": config.FAST_CORETYPE,
+               "TINYGRAD_CNN_NO_REEXEC": "1"}
+        os.execve(sys.executable, [sys.executable, "-m", "tinygrad_cnn.cli", *argv], env)
+
+
+# ----------------------------------------------------------------------------- commands
+def cmd_info(args: argparse.Namespace) -> int:
+    config.show_config()
+    print(f"{'registered ops':>18}: {len(REGISTRY)}")
+    return 0
+
+
+def _op_reports(names: list[str]) -> list[tuple[str, str, object, bool]]:
+    rows = []
+    for name in names:
+        spec = REGISTRY[name]
+        for sample in spec.samples(np.random.default_rng(0)):
+            def f(*xs, _sample=sample, _spec=spec):
+                return _spec.function.apply(*xs, **_sample.params)
+            report = check_gradients(f, list(sample.args))
+            second = gradgradcheck(f, list(sample.args), raise_exception=False)
+            rows.append((name, sample.label or "default", report, second))
+    return rows
+
+
+def cmd_gradcheck(args: argparse.Namespace) -> int:
+    if args.op and args.op not in REGISTRY:
+        raise UsageError(f"unknown op {args.op!r}; registered ops: {', '.join(REGISTRY)}")
+    names = [args.op] if args.op else list(REGISTRY)
+    failures = 0
+    print(f"{'op':<20} {'sample':<38} {'max abs err':>12} {'max rel err':>12} "
+          f"{'1st':>4} {'2nd':>4}")
+    for name, label, report, second in _op_reports(names):
+        abs_err = max((row.max_abs_error for row in report.inputs), default=0.0)
+        rel_err = max((row.max_rel_error for row in report.inputs), default=0.0)
+        failures += (not report.passed) + (not second)
+        print(f"{name:<20} {label[:38]:<38} {abs_err:>12.2e} {rel_err:>12.2e} "
+              f"{'ok' if report.passed else 'FAIL':>4} {'ok' if second else 'FAIL':>4}")
+    if args.model:
+        failures += _gradcheck_model(args.model)
+    print(f"{'all passed' if not failures else f'{failures} failed'}")
+    return 1 if failures else 0
+
+
+def _gradcheck_model(name: str) -> int:
+    from .models import model_loss_gradcheck
+    report = model_loss_gradcheck(name)
+    print(f"\nmodel {name}: loss with respect to every parameter (float64)")
+    print(report)
+    return 0 if report.passed else 1
+
+
+# ----------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tinygrad-cnn", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    info = commands.add_parser("info", help="BLAS kernels, AVX-512 and what to set")
+    info.set_defaults(run=cmd_info)
+    gradcheck = commands.add_parser("gradcheck", help="autodiff vs numeric gradients")
+    which = gradcheck.add_mutually_exclusive_group()
+    which.add_argument("--op", help="one registered op (default: all)")
+    which.add_argument("--all", action="store_true", help="every registered op (default)")
+    gradcheck.add_argument("--model", help="also check this model's loss (e.g. lenet5)")
+    gradcheck.set_defaults(run=cmd_gradcheck)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "train":
+        _use_fast_kernels_if_possible(argv)
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except UsageError as error:
+        print(f"tinygrad-cnn {args.command}: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
