@@ -27,3 +27,24 @@ def test_unknown_command_exits_nonzero():
     with pytest.raises(SystemExit) as info:
         cli.main(["fly"])
     assert info.value.code == 2
+
+
+def test_graph_command_writes_the_picture(tmp_path, capsys):
+    pytest.importorskip("graphviz")
+    from tinygrad_cnn.viz import find_renderer
+    target = tmp_path / ("g.svg" if find_renderer() else "g.dot")
+    assert cli.main(["graph", "--model", "lenet5", "-o", str(target)]) == 0
+    assert target.exists() and "wrote the forward + loss graph" in capsys.readouterr().out
+    backward = tmp_path / "b.dot"
+    assert cli.main(["graph", "--backward", "--max-nodes", "30", "-o", str(backward)]) == 0
+    assert "conv2d_weight_grad" in backward.read_text()
+
+
+def test_summary_command(capsys):
+    assert cli.main(["summary", "--model", "lenet5"]) == 0
+    assert "61,706" in capsys.readouterr().out
+
+
+def test_unknown_model_is_a_clear_error(capsys):
+    assert cli.main(["summary", "--model", "resnet"]) == 2
+    assert "unknown model 'resnet'" in capsys.readouterr().err

@@ -16,6 +16,7 @@ from .autograd import (
     set_grad_enabled,
     value_and_grad,
 )
+from .config import show_config
 from .gradcheck import (
     GradcheckError,
     GradReport,
@@ -25,10 +26,12 @@ from .gradcheck import (
     numerical_grad,
 )
 from .ops import REGISTRY, concatenate, stack
+from .viz import draw_graph, summary, to_dot
 
 __all__ = [
     "Tensor", "as_tensor", "Function", "Context", "no_grad", "enable_grad", "set_grad_enabled",
     "is_grad_enabled", "grad", "value_and_grad", "grad_of", "jacobian", "hvp",
     "gradcheck", "gradgradcheck", "numerical_grad", "check_gradients", "GradcheckError",
-    "GradReport", "REGISTRY", "concatenate", "stack",
+    "GradReport", "REGISTRY", "concatenate", "stack", "show_config", "to_dot", "draw_graph",
+    "summary",
 ]

@@ -231,10 +231,14 @@ def _run_backward(roots: Sequence[Tensor], root_grads: Sequence[Tensor], *,
     leaves: dict[int, Tensor] = {id(r): r for r in roots if r.grad_fn is None}
     with set_grad_enabled(create_graph):
         for node in nodes:
-            out_id = id(node.output)
+            output = node.output
+            out_id = id(output)
             g = grads.pop(out_id, None)
             if g is None:
                 continue
+            if output.retains_grad:
+                kept = g if create_graph else g.detach()
+                output.grad = kept if output.grad is None else output.grad + kept
             if out_id in target_ids:
                 found[out_id] = g
                 continue

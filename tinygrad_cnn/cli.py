@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -81,6 +82,50 @@ def _gradcheck_model(name: str) -> int:
     return 0 if report.passed else 1
 
 
+def _example_loss(name: str, batch: int = 4):
+    """A model's params, a batch of random images (N, 1, 28, 28) and the cross-entropy loss."""
+    from . import functional as F
+    from .models import get_model
+    try:
+        model, init_model = get_model(name)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    rng = np.random.default_rng(0)
+    params = init_model(rng)
+    images = rng.standard_normal((batch, 1, 28, 28)).astype(np.float32)
+    labels = rng.integers(0, 10, batch)
+    return model, params, images, F.cross_entropy(model(params, images), labels)
+
+
+def cmd_graph(args: argparse.Namespace) -> int:
+    from .viz import RendererNotFound, draw_graph
+    _, params, _, loss = _example_loss(args.model)
+    if args.backward:
+        loss.backward(create_graph=True)
+    try:
+        with warnings.catch_warnings(record=True) as notes:
+            warnings.simplefilter("always")
+            path = draw_graph(loss, path=args.output, params=params, backward=args.backward,
+                              max_nodes=args.max_nodes, rankdir=args.rankdir)
+    except RendererNotFound as error:
+        raise UsageError(str(error)) from None
+    except OSError as error:
+        raise UsageError(f"cannot write {args.output}: {error.strerror}") from None
+    kind = "backward (create_graph=True)" if args.backward else "forward + loss"
+    for note in notes:
+        print(str(note.message))
+    print(f"wrote the {kind} graph of {args.model} to {path}")
+    return 0
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    from .viz import summary
+    model, params, images, _ = _example_loss(args.model, batch=1)
+    print(f"{args.model} on one 1x28x28 image")
+    summary(model, params, images)
+    return 0
+
+
 # ----------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tinygrad-cnn", description=__doc__)
@@ -93,6 +138,18 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--all", action="store_true", help="every registered op (default)")
     gradcheck.add_argument("--model", help="also check this model's loss (e.g. lenet5)")
     gradcheck.set_defaults(run=cmd_gradcheck)
+    graph = commands.add_parser("graph", help="render a model's computation graph")
+    graph.add_argument("--model", default="lenet5", help="lenet5, vgg or inception")
+    graph.add_argument("--backward", action="store_true",
+                       help="draw the graph that backward(create_graph=True) records")
+    graph.add_argument("-o", "--output", default="graph.svg", help=".svg, .png, .pdf or .dot")
+    graph.add_argument("--max-nodes", type=int, default=None,
+                       help="fold the graph into blocks above this many ops")
+    graph.add_argument("--rankdir", default="TB", choices=["TB", "LR"])
+    graph.set_defaults(run=cmd_graph)
+    summary = commands.add_parser("summary", help="a table of a model's ops, params, MACs")
+    summary.add_argument("--model", default="lenet5", help="lenet5, vgg or inception")
+    summary.set_defaults(run=cmd_summary)
     return parser
 
 

@@ -49,7 +49,8 @@ class Tensor:
     array([2., 4., 6.], dtype=float32)
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "grad_fn", "name", "__weakref__")
+    __slots__ = ("data", "grad", "requires_grad", "grad_fn", "name", "retains_grad",
+                 "__weakref__")
     __array_ufunc__ = None  # numpy defers to Tensor's reflected operators
 
     def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None,
@@ -64,6 +65,7 @@ class Tensor:
         self.grad: Tensor | None = None
         self.grad_fn = None
         self.name = name
+        self.retains_grad = False
 
     @classmethod
     def _make(cls, data: np.ndarray, requires_grad: bool, grad_fn: Any) -> Tensor:
@@ -74,6 +76,7 @@ class Tensor:
         tensor.grad_fn = grad_fn
         tensor.grad = None
         tensor.name = None
+        tensor.retains_grad = False
         return tensor
 
     # ------------------------------------------------------------------ attributes
@@ -113,6 +116,17 @@ class Tensor:
 
     def zero_grad(self) -> None:
         self.grad = None
+
+    def retain_grad(self) -> None:
+        """Keep this non-leaf tensor's gradient in ``.grad`` after backward (as PyTorch)."""
+        if not self.requires_grad:
+            raise RuntimeError("retain_grad() on a tensor that does not require grad")
+        self.retains_grad = True
+
+    def graph(self, **options: Any) -> Any:
+        """The recorded graph behind this tensor as a graphviz Digraph (see `viz.to_dot`)."""
+        from .viz import to_dot
+        return to_dot(self, **options)
 
     def backward(self, gradient: Any = None, retain_graph: bool | None = None,
                  create_graph: bool = False) -> None:
@@ -248,6 +262,9 @@ class Tensor:
 
     def relu(self) -> Tensor:
         return _ops.ReLU.apply(self)
+
+    def softplus(self) -> Tensor:
+        return _ops.Softplus.apply(self)
 
     def abs(self) -> Tensor:
         return _ops.Abs.apply(self)

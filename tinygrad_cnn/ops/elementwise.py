@@ -223,6 +223,19 @@ class Sigmoid(Function):
         return (g * out * (1 - out),)
 
 
+@defop("softplus", samples=_unary_samples())
+class Softplus(Function):
+    """log(1 + e^x), computed without overflow."""
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray) -> np.ndarray:
+        return np.logaddexp(0, x).astype(x.dtype, copy=False)
+
+    @staticmethod
+    def backward(ctx: Context, g: Tensor) -> tuple:
+        return (g * ctx.inputs[0].sigmoid(),)
+
+
 @defop("relu", samples=_unary_samples(away_from_zero))
 class ReLU(Function):
     """max(x, 0); its derivative at 0 is taken as 0."""

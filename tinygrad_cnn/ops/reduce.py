@@ -103,6 +103,27 @@ class Min(_Extreme):
     pick = staticmethod(np.min)
 
 
+def _log_softmax_samples(rng: np.random.Generator) -> list[Sample]:
+    return [Sample((normal(rng, 3, 4),), {"axis": 1}), Sample((normal(rng, 2, 3, 2),),
+                                                          {"axis": 0}, "first axis")]
+
+
+@defop("log_softmax", samples=_log_softmax_samples)
+class LogSoftmax(Function):
+    """x - logsumexp(x) along `axis`, with logsumexp = m + log(sum(exp(x - m))), m = max x."""
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, *, axis: int) -> np.ndarray:
+        shifted = x - np.max(x, axis=axis, keepdims=True)
+        return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
+
+    @staticmethod
+    def backward(ctx: Context, g: Tensor) -> tuple:
+        # d/dx_j of sum_i g_i (x_i - lse(x)) = g_j - softmax_j * sum_i g_i
+        softmax = ctx.output.exp()
+        return (g - softmax * g.sum(axis=ctx.params["axis"], keepdims=True),)
+
+
 def _check_nonempty(name: str, x: Tensor, axis: tuple | None) -> None:
     sizes = x.shape if axis is None else [x.shape[a] for a in axis]
     if 0 in sizes:

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Regenerates the pictures in docs/images with the project's own command.
+set -euo pipefail
+cd "$(dirname "$0")/images"
+tinygrad-cnn graph --model lenet5 -o lenet5_forward.svg
+tinygrad-cnn graph --model lenet5 -o lenet5_forward.png
+tinygrad-cnn graph --model lenet5 --max-nodes 12 -o lenet5_folded.svg
+tinygrad-cnn graph --model lenet5 --backward --max-nodes 40 -o lenet5_backward.svg
+tinygrad-cnn graph --model vgg --max-nodes 12 -o vgg_folded.svg

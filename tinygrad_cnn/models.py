@@ -1,0 +1,172 @@
+"""The model zoo: each model is a plain function `model(params, x)` of a params dict, with
+`init_<model>(rng, ...)` returning that dict (float32 Tensors that require grad).
+
+x is (N, C, H, W); the models return logits (N, num_classes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from . import functional as F
+from . import init
+from .ops import concatenate
+from .tensor import Tensor
+
+__all__ = ["lenet5", "init_lenet5", "vgg", "init_vgg", "inception", "init_inception",
+           "MODELS", "count_params"]
+
+Params = dict[str, Tensor]
+
+
+def _conv(rng: np.random.Generator, out_channels: int, in_channels: int,
+          kernel: int) -> tuple[Tensor, Tensor]:
+    shape = (out_channels, in_channels, kernel, kernel)
+    bound = 1 / np.sqrt(in_channels * kernel * kernel)  # PyTorch's default bias init
+    return (Tensor(init.kaiming_normal(shape, rng), requires_grad=True),
+            Tensor(rng.uniform(-bound, bound, out_channels).astype(np.float32),
+                   requires_grad=True))
+
+
+def _linear(rng: np.random.Generator, out_features: int,
+            in_features: int) -> tuple[Tensor, Tensor]:
+    bound = 1 / np.sqrt(in_features)
+    return (Tensor(init.kaiming_uniform((out_features, in_features), rng, a=np.sqrt(5)),
+                   requires_grad=True),
+            Tensor(rng.uniform(-bound, bound, out_features).astype(np.float32),
+                   requires_grad=True))
+
+
+def _named(params: dict[str, Tensor]) -> Params:
+    for key, tensor in params.items():
+        tensor.name = key
+    return params
+
+
+def count_params(params: Params) -> int:
+    return sum(t.size for t in params.values())
+
+
+# ----------------------------------------------------------------------------- LeNet-5
+def init_lenet5(rng: np.random.Generator, in_channels: int = 1, num_classes: int = 10,
+                image_size: int = 28) -> Params:
+    """LeNet-5: 5x5 kernels for 28x28 inputs; for small inputs (under 20 pixels, such as
+    the 8x8 digits) 3x3 kernels padded to keep the size."""
+    kernel = 5 if image_size >= 20 else 3
+    size = image_size // 2                      # conv1 keeps the size, then 2x2 pooling
+    size = (size - (kernel - 1) if kernel == 5 else size) // 2
+    params = {}
+    params["conv1.weight"], params["conv1.bias"] = _conv(rng, 6, in_channels, kernel)
+    params["conv2.weight"], params["conv2.bias"] = _conv(rng, 16, 6, kernel)
+    params["fc1.weight"], params["fc1.bias"] = _linear(rng, 120, 16 * size * size)
+    params["fc2.weight"], params["fc2.bias"] = _linear(rng, 84, 120)
+    params["fc3.weight"], params["fc3.bias"] = _linear(rng, num_classes, 84)
+    return _named(params)
+
+
+def lenet5(params: Params, x: Tensor) -> Tensor:
+    """conv-relu-maxpool, conv-relu-maxpool, linear-relu, linear-relu, linear."""
+    kernel = params["conv1.weight"].shape[-1]
+    x = F.conv2d(x, params["conv1.weight"], params["conv1.bias"], padding=kernel // 2)
+    x = F.max_pool2d(F.relu(x), 2)
+    x = F.conv2d(x, params["conv2.weight"], params["conv2.bias"],
+                 padding=0 if kernel == 5 else 1)
+    x = F.max_pool2d(F.relu(x), 2).flatten(1)
+    x = F.relu(F.linear(x, params["fc1.weight"], params["fc1.bias"]))
+    x = F.relu(F.linear(x, params["fc2.weight"], params["fc2.bias"]))
+    return F.linear(x, params["fc3.weight"], params["fc3.bias"])
+
+
+# ----------------------------------------------------------------------------- VGG-style
+VGG_WIDTHS = (16, 32)
+
+
+def init_vgg(rng: np.random.Generator, in_channels: int = 1, num_classes: int = 10,
+             image_size: int = 28) -> Params:
+    """Two blocks of two 3x3 convs and a 2x2 max-pool, then a 1x1 conv to the classes and
+    global average pooling (an all-convolutional head, no linear layer)."""
+    params, channels = {}, in_channels
+    for block, width in enumerate(VGG_WIDTHS):
+        for layer in range(2):
+            key = f"block{block}.conv{layer}"
+            params[f"{key}.weight"], params[f"{key}.bias"] = _conv(rng, width, channels, 3)
+            channels = width
+    params["head.weight"], params["head.bias"] = _conv(rng, num_classes, channels, 1)
+    return _named(params)
+
+
+def vgg(params: Params, x: Tensor) -> Tensor:
+    for block in range(len(VGG_WIDTHS)):
+        for layer in range(2):
+            key = f"block{block}.conv{layer}"
+            x = F.relu(F.conv2d(x, params[f"{key}.weight"], params[f"{key}.bias"], padding=1))
+        x = F.max_pool2d(x, 2)
+    x = F.conv2d(x, params["head.weight"], params["head.bias"])
+    return F.global_avg_pool2d(x)
+
+
+# ----------------------------------------------------------------------------- Inception
+BRANCHES = {"b1x1": 8, "b3x3_reduce": 8, "b3x3": 8, "b5x5_reduce": 4, "b5x5": 4, "pool_proj": 4}
+
+
+def init_inception(rng: np.random.Generator, in_channels: int = 1, num_classes: int = 10,
+                   image_size: int = 28) -> Params:
+    """A 3x3 stem and one Inception block: parallel 1x1, 1x1-3x3, 1x1-5x5 and
+    maxpool-1x1 branches concatenated on channels, then global pooling and a linear layer.
+    The 1x1 convolutions cut the channels before the larger kernels."""
+    stem = 16
+    params = {}
+    params["stem.weight"], params["stem.bias"] = _conv(rng, stem, in_channels, 3)
+    shapes = {"b1x1": (stem, 1), "b3x3_reduce": (stem, 1), "b3x3": (8, 3),
+              "b5x5_reduce": (stem, 1), "b5x5": (4, 5), "pool_proj": (stem, 1)}
+    for name, (channels, kernel) in shapes.items():
+        params[f"{name}.weight"], params[f"{name}.bias"] = _conv(rng, BRANCHES[name], channels,
+                                                                 kernel)
+    out_channels = BRANCHES["b1x1"] + BRANCHES["b3x3"] + BRANCHES["b5x5"] + BRANCHES["pool_proj"]
+    params["fc.weight"], params["fc.bias"] = _linear(rng, num_classes, out_channels)
+    return _named(params)
+
+
+def inception(params: Params, x: Tensor) -> Tensor:
+    def conv(name: str, t: Tensor, padding: int = 0) -> Tensor:
+        return F.relu(F.conv2d(t, params[f"{name}.weight"], params[f"{name}.bias"],
+                               padding=padding))
+
+    x = F.max_pool2d(conv("stem", x, 1), 2)
+    branches = [conv("b1x1", x),
+                conv("b3x3", conv("b3x3_reduce", x), 1),
+                conv("b5x5", conv("b5x5_reduce", x), 2),
+                conv("pool_proj", F.max_pool2d(x, 3, stride=1, padding=1))]
+    x = F.max_pool2d(concatenate(branches, axis=1), 2)
+    return F.linear(F.global_avg_pool2d(x), params["fc.weight"], params["fc.bias"])
+
+
+MODELS: dict[str, tuple[Callable, Callable]] = {
+    "lenet5": (lenet5, init_lenet5), "vgg": (vgg, init_vgg),
+    "inception": (inception, init_inception)}
+
+
+def get_model(name: str) -> tuple[Callable, Callable]:
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
+    return MODELS[name]
+
+
+def model_loss_gradcheck(name: str, seed: int = 0):
+    """check_gradients of a small model's cross-entropy loss, in float64, with respect to
+    every parameter (2 images of 8x8)."""
+    from .gradcheck import check_gradients
+    model, init_model = get_model(name)
+    rng = np.random.default_rng(seed)
+    params = {k: v.data.astype(np.float64) for k, v in init_model(rng, image_size=8).items()}
+    x = rng.standard_normal((2, 1, 8, 8))
+    y = np.array([1, 3])
+    keys = list(params)
+
+    def loss(*values: Tensor) -> Tensor:
+        return F.cross_entropy(model(dict(zip(keys, values)), x), y)
+
+    named = [Tensor(params[k], requires_grad=True, name=k) for k in keys]
+    return check_gradients(loss, named)

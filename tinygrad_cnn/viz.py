@@ -1,0 +1,428 @@
+"""See the computation graph: DOT construction (pure, deterministic) and rendering.
+
+`to_dot` walks the recorded graph from output Tensors and returns a `graphviz.Digraph`: op
+nodes are boxes labelled with the op and its parameters, tensor nodes are ellipses with
+their name and shape. Leaves are styled by kind: parameters (green), inputs (blue) and
+constants (grey); outputs are drawn with a double border. Node ids follow the order of a
+deterministic walk, so the same graph always gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import graphviz
+import numpy as np
+
+from .autograd import Context, _topological_nodes, enable_grad
+from .tensor import Tensor
+
+__all__ = ["to_dot", "draw_graph", "summary", "retain_grads", "RendererNotFound",
+           "find_renderer"]
+
+STYLE = {
+    "op": {"shape": "box", "style": "rounded,filled", "fillcolor": "#fff3cd"},
+    "parameter": {"shape": "ellipse", "style": "filled", "fillcolor": "#d4edda"},
+    "input": {"shape": "ellipse", "style": "filled", "fillcolor": "#d6e9f8"},
+    "constant": {"shape": "ellipse", "style": "filled", "fillcolor": "#eeeeee",
+                 "fontsize": "10"},
+    "tensor": {"shape": "ellipse"},
+    "bad": {"color": "red", "fontcolor": "red", "penwidth": "2.5"},
+}
+SHAPE_OPS = {"reshape", "transpose", "broadcast_to", "cast", "identity"}
+
+
+# ----------------------------------------------------------------------------- the walk
+def _walk(outputs: Sequence[Tensor]) -> tuple[list[Tensor], list[Context]]:
+    """Tensors and nodes reachable from `outputs`, in a deterministic depth-first order."""
+    tensors: dict[int, Tensor] = {}
+    nodes: dict[int, Context] = {}
+    stack = list(reversed(outputs))
+    while stack:
+        tensor = stack.pop()
+        if id(tensor) in tensors:
+            continue
+        tensors[id(tensor)] = tensor
+        node = tensor.grad_fn
+        if node is not None and id(node) not in nodes:
+            nodes[id(node)] = node
+            stack.extend(reversed(node.inputs))
+    return list(tensors.values()), list(nodes.values())
+
+
+def _param_names(params: Any) -> dict[int, str]:
+    """id(tensor) -> dotted key, from a (nested) dict or list of Tensors."""
+    names: dict[int, str] = {}
+
+    def visit(tree: Any, prefix: str) -> None:
+        if isinstance(tree, dict):
+            for key, value in tree.items():
+                visit(value, f"{prefix}{key}.")
+        elif isinstance(tree, (list, tuple)):
+            for index, value in enumerate(tree):
+                visit(value, f"{prefix}{index}.")
+        elif isinstance(tree, Tensor):
+            names[id(tree)] = prefix[:-1]
+
+    if params is not None:
+        visit(params, "")
+    return names
+
+
+def _kind(tensor: Tensor) -> str:
+    if tensor.grad_fn is not None:
+        return "tensor"
+    if tensor.requires_grad:
+        return "parameter"
+    if tensor.dtype == bool or tensor.size == 1 and tensor.name is None:
+        return "constant"
+    return "input"
+
+
+# ----------------------------------------------------------------------------- labels
+def _format_value(value: Any) -> str:
+    """Op parameters, short: (1, 1) -> 1, (2, 2, 2, 2) -> 2, index tuples as [0:2, array(3,)]."""
+    if isinstance(value, np.ndarray):
+        return f"array{value.shape}"
+    if isinstance(value, tuple) and value:
+        if len(value) in (2, 4) and all(isinstance(v, (int, np.integer)) for v in value) \
+                and len(set(value)) == 1:
+            return str(value[0])
+        if any(isinstance(v, (slice, np.ndarray)) or v is None or v is Ellipsis
+               for v in value):
+            return "[" + ", ".join(_format_index(v) for v in value) + "]"
+    return str(value)
+
+
+def _format_index(value: Any) -> str:
+    if isinstance(value, slice):
+        parts = ["" if v is None else str(v) for v in (value.start, value.stop, value.step)]
+        return ":".join(parts[:2] if value.step is None else parts)
+    if value is Ellipsis:
+        return "..."
+    if value is None:
+        return "None"
+    return _format_value(value)
+
+
+def op_label(node: Context) -> str:
+    """`conv2d  stride=1 padding=2`, `max_pool2d 2x2/2`, `sum axis=(1,)`."""
+    params = node.params
+    if node.name in ("max_pool2d", "avg_pool2d") and "kernel" in params:
+        (kh, kw), (sh, sw) = params["kernel"], params["stride"]
+        text = f"{node.name} {kh}x{kw}/{sh if sh == sw else f'{sh}x{sw}'}"
+        pad = params["padding"]
+        return text + (f" pad={_format_value(pad)}" if any(pad) else "")
+    shown = {k: v for k, v in params.items()
+             if k not in ("winner", "divisor", "input_hw", "kernel", "output_hw")}
+    if node.name.startswith("conv2d"):
+        shown = {k: v for k, v in shown.items()
+                 if not (k == "groups" and v == 1) and not (k == "dilation" and v == (1, 1))}
+    text = "  ".join(f"{k}={_format_value(v)}" for k, v in shown.items())
+    return f"{node.name}  {text}" if text else node.name
+
+
+def _tensor_label(tensor: Tensor, name: str | None, options: dict) -> str:
+    lines = [name] if name else []
+    if options["show_shapes"]:
+        lines.append(str(tuple(tensor.shape)))
+    if options["show_dtypes"]:
+        lines.append(str(tensor.dtype))
+    if options["show_grads"] and tensor.grad is not None:
+        lines.append(f"|grad| = {np.linalg.norm(np.asarray(tensor.grad.data, float)):.3g}")
+    return "\n".join(lines) or " "
+
+
+def _is_bad(tensor: Tensor) -> bool:
+    return tensor.grad is not None and not np.all(np.isfinite(tensor.grad.data))
+
+
+# ----------------------------------------------------------------------------- to_dot
+def _backward_outputs(outputs: Sequence[Tensor]) -> list[Tensor]:
+    tensors, _ = _walk(outputs)
+    grads = [t.grad for t in tensors if t.grad is not None and t.grad.grad_fn is not None]
+    if not grads:
+        raise ValueError("to_dot(backward=True): no recorded backward graph; call "
+                         "backward(create_graph=True) on the output first")
+    return grads
+
+
+def to_dot(*outputs: Tensor, params: Any = None, show_shapes: bool = True,
+           show_dtypes: bool = False, show_grads: bool = False, show_attrs: bool = True,
+           backward: bool = False, rankdir: str = "TB",
+           max_nodes: int | None = None) -> graphviz.Digraph:
+    """The recorded graph behind `outputs` as a graphviz Digraph (Jupyter shows it).
+
+    Parameters
+    ----------
+    params : dict or list of Tensors, optional
+        Names parameter leaves by their keys (else by `Tensor.name`).
+    show_grads : after backward, add each tensor's grad norm; NaN/Inf gradients in red.
+    backward : draw the graph that ``backward(create_graph=True)`` recorded (the gradients
+        of the leaves and how they were computed).
+    max_nodes : above this many op nodes, fold chains of ops into blocks and repeated
+        blocks into one "xN" node; the graph's title says what was folded.
+    """
+    if not outputs or not all(isinstance(t, Tensor) for t in outputs):
+        raise TypeError("to_dot: pass one or more output Tensors")
+    if rankdir not in ("TB", "LR", "BT", "RL"):
+        raise ValueError(f"to_dot: rankdir must be TB, LR, BT or RL, got {rankdir!r}")
+    roots = _backward_outputs(outputs) if backward else list(outputs)
+    options = {"show_shapes": show_shapes, "show_dtypes": show_dtypes,
+               "show_grads": show_grads, "show_attrs": show_attrs}
+    tensors, nodes = _walk(roots)
+    names = _param_names(params)
+    dot = graphviz.Digraph("computation_graph", graph_attr={"rankdir": rankdir},
+                           node_attr={"fontname": "Helvetica", "fontsize": "11"})
+    folded = _folded_chains(nodes, max_nodes) if max_nodes and len(nodes) > max_nodes else None
+    if folded is not None:
+        _draw_folded(dot, roots, tensors, nodes, folded, names, options)
+    else:
+        _draw_full(dot, roots, tensors, nodes, names, options)
+    return dot
+
+
+def _tensor_attrs(tensor: Tensor, is_output: bool) -> dict:
+    attrs = dict(STYLE[_kind(tensor)])
+    if is_output:
+        attrs["peripheries"] = "2"
+    if _is_bad(tensor):
+        attrs.update(STYLE["bad"])
+    return attrs
+
+
+def _draw_full(dot: graphviz.Digraph, roots: list[Tensor], tensors: list[Tensor],
+               nodes: list[Context], names: dict[int, str], options: dict) -> None:
+    tensor_ids = {id(t): f"t{k}" for k, t in enumerate(tensors)}
+    node_ids = {id(n): f"op{k}" for k, n in enumerate(nodes)}
+    root_ids = {id(t) for t in roots}
+    for tensor in tensors:
+        name = names.get(id(tensor)) or tensor.name
+        dot.node(tensor_ids[id(tensor)], _tensor_label(tensor, name, options),
+                 **_tensor_attrs(tensor, id(tensor) in root_ids))
+    for node in nodes:
+        label = op_label(node) if options["show_attrs"] else node.name
+        dot.node(node_ids[id(node)], label, **STYLE["op"])
+        for tensor in node.inputs:
+            dot.edge(tensor_ids[id(tensor)], node_ids[id(node)])
+    for tensor in tensors:
+        if tensor.grad_fn is not None:
+            dot.edge(node_ids[id(tensor.grad_fn)], tensor_ids[id(tensor)])
+
+
+# ----------------------------------------------------------------------------- folding
+MAJOR_OPS = {"conv2d", "conv2d_input_grad", "conv2d_weight_grad", "matmul", "max_pool2d",
+             "avg_pool2d", "concatenate", "unfold", "fold"}
+
+
+def _topological(roots: list[Tensor]) -> list[Context]:
+    """The nodes behind `roots`, each after the nodes that made its inputs."""
+    return list(reversed(_topological_nodes(roots, set())))
+
+
+def _folded_chains(nodes: list[Context], max_nodes: int) -> list[list[Context]]:
+    """Blocks of nodes: a block starts at a major op (conv, matmul, pooling, concatenation)
+    and takes the ops after it whose graph inputs all come from that block. Shape ops on
+    parameters (a bias reshaped, a weight transposed) join the block that uses them."""
+    plumbing = {id(n) for n in nodes
+                if n.name in SHAPE_OPS and all(t.grad_fn is None for t in n.inputs)}
+    block_of: dict[int, int] = {}
+    blocks: list[list[Context]] = []
+    for node in _topological([n.output for n in nodes]):
+        if id(node) in plumbing:
+            continue
+        producers = [t.grad_fn for t in node.inputs if t.grad_fn is not None]
+        sources = {block_of[id(p)] for p in producers if id(p) not in plumbing}
+        if node.name in MAJOR_OPS or len(sources) != 1:
+            blocks.append([node])
+            block_of[id(node)] = len(blocks) - 1
+        else:
+            (source,) = sources
+            blocks[source].append(node)
+            block_of[id(node)] = source
+        for producer in producers:
+            if id(producer) in plumbing and id(producer) not in block_of:
+                block_of[id(producer)] = block_of[id(node)]
+                blocks[block_of[id(node)]].insert(0, producer)
+    return blocks
+
+
+def _first_named(block: list[Context]) -> Context:
+    return next((n for n in block if n.name not in SHAPE_OPS), block[0])
+
+
+def _block_label(block: list[Context], show_attrs: bool) -> str:
+    head = _first_named(block)
+    first = op_label(head) if show_attrs else head.name
+    rest = [n.name for n in block if n is not head and n.name not in SHAPE_OPS]
+    return " -> ".join([first] + rest)
+
+
+def _repeats(blocks: list[list[Context]], labels: list[str],
+             edges: set[tuple[int, int]]) -> list[list[int]]:
+    """Groups of consecutive identical blocks joined by a single edge (a chain of copies)."""
+    successors: dict[int, set[int]] = {}
+    predecessors: dict[int, set[int]] = {}
+    for a, b in edges:
+        successors.setdefault(a, set()).add(b)
+        predecessors.setdefault(b, set()).add(a)
+    groups: list[list[int]] = []
+    group_of: dict[int, int] = {}
+    for index in range(len(blocks)):
+        before = predecessors.get(index, set())
+        if len(before) == 1:
+            (previous,) = before
+            if labels[previous] == labels[index] and successors.get(previous) == {index}:
+                groups[group_of[previous]].append(index)
+                group_of[index] = group_of[previous]
+                continue
+        groups.append([index])
+        group_of[index] = len(groups) - 1
+    return groups
+
+
+def _draw_folded(dot: graphviz.Digraph, roots: list[Tensor], tensors: list[Tensor],
+                 nodes: list[Context], blocks: list[list[Context]], names: dict[int, str],
+                 options: dict) -> None:
+    block_of = {id(n): k for k, block in enumerate(blocks) for n in block}
+    labels = [_block_label(block, options["show_attrs"]) for block in blocks]
+    edges = {(block_of[id(t.grad_fn)], block_of[id(n)]) for n in nodes for t in n.inputs
+             if t.grad_fn is not None and block_of[id(t.grad_fn)] != block_of[id(n)]}
+    groups = _repeats(blocks, labels, edges)
+    group_of = {b: g for g, members in enumerate(groups) for b in members}
+    for g, members in enumerate(groups):
+        last = blocks[members[-1]][-1].output
+        leaves = [names.get(id(t)) or t.name for b in members for n in blocks[b]
+                  for t in n.inputs if _kind(t) == "parameter"]
+        text = labels[members[0]] + (f"  x{len(members)}" if len(members) > 1 else "")
+        text += f"\n{tuple(last.shape)}"
+        if leaves:
+            shown = [leaf for leaf in leaves if leaf][:4]
+            text += "\nparams: " + ", ".join(shown) + (" ..." if len(leaves) > 4 else "")
+        attrs = dict(STYLE["op"])
+        if any(id(n.output) in {id(r) for r in roots} for b in members for n in blocks[b]):
+            attrs["peripheries"] = "2"
+        dot.node(f"block{g}", text, **attrs)
+    for a, b in sorted({(group_of[a], group_of[b]) for a, b in edges if
+                        group_of[a] != group_of[b]}):
+        dot.edge(f"block{a}", f"block{b}")
+    inputs = [t for t in tensors if _kind(t) == "input"]
+    for k, tensor in enumerate(inputs):
+        dot.node(f"in{k}", _tensor_label(tensor, names.get(id(tensor)) or tensor.name,
+                                         options), **STYLE["input"])
+        consumers = sorted({group_of[block_of[id(n)]] for n in nodes
+                            if any(t is tensor for t in n.inputs)})
+        for g in consumers:
+            dot.edge(f"in{k}", f"block{g}")
+    message = (f"folded {len(nodes)} ops into {len(groups)} blocks (max_nodes={len(nodes)} "
+               "would show every op)")
+    dot.attr(label=message, labelloc="t")
+    warnings.warn(f"to_dot: {message}", stacklevel=3)
+
+
+# ----------------------------------------------------------------------------- rendering
+class RendererNotFound(RuntimeError):
+    """Neither Graphviz's `dot` nor `graphviz-pure` is on PATH."""
+
+
+INSTALL_HINT = ("install a Graphviz renderer: `pip install graphviz-pure` (a self-contained "
+                "dot, or `pip install -e \".[render]\"`), or the system package "
+                "(`apt-get install graphviz`, `brew install graphviz`)")
+
+
+def find_renderer() -> str | None:
+    """The `dot` program on PATH, else `graphviz-pure`, else None."""
+    return shutil.which("dot") or shutil.which("graphviz-pure")
+
+
+def draw_graph(*outputs: Tensor, path: str | os.PathLike, format: str | None = None,
+               **to_dot_options: Any) -> Path:
+    """Render the graph of `outputs` to `path` (.svg, .png, .pdf; .dot/.gv write the source).
+
+    The DOT source is always written next to the picture (same name, .dot), so a missing
+    renderer still leaves something to look at; then `RendererNotFound` says what to install.
+    """
+    path = Path(path)
+    fmt = (format or path.suffix.lstrip(".") or "svg").lower()
+    source = to_dot(*outputs, **to_dot_options).source
+    if fmt in ("dot", "gv"):
+        path.write_text(source)
+        return path
+    if fmt not in ("svg", "png", "pdf"):
+        raise ValueError(f"draw_graph: unsupported format {fmt!r}; use svg, png, pdf or dot")
+    path.with_suffix(".dot").write_text(source)
+    renderer = find_renderer()
+    if renderer is None:
+        raise RendererNotFound(f"draw_graph: no Graphviz renderer on PATH to make {path}; the "
+                               f"DOT source is in {path.with_suffix('.dot')}. To render, "
+                               f"{INSTALL_HINT}")
+    if fmt == "pdf" and Path(renderer).name == "graphviz-pure":
+        raise RendererNotFound("draw_graph: graphviz-pure cannot write PDF; use .svg or .png, "
+                               "or install the system Graphviz for PDF")
+    subprocess.run([renderer, f"-T{fmt}", "-o", str(path)], input=source.encode(),
+                   check=True, capture_output=True)
+    return path
+
+
+def retain_grads(*outputs: Tensor) -> None:
+    """Keep the gradient of every tensor in the graph (for `show_grads` on a whole graph)."""
+    tensors, _ = _walk(outputs)
+    for tensor in tensors:
+        if tensor.requires_grad:
+            tensor.retain_grad()
+
+
+# ----------------------------------------------------------------------------- summary
+def _multiply_accumulates(node: Context) -> int:
+    out = node.output
+    if node.name == "conv2d":
+        weight = node.inputs[1]
+        return int(out.size * np.prod(weight.shape[1:]))
+    if node.name == "matmul":
+        return int(out.size * node.inputs[0].shape[-1])
+    return 0
+
+
+def summary(f: Callable, *args: Any, file: Any = None) -> list[dict]:
+    """Call f(*args) once and tabulate its ops in order: op, output shape, parameters
+    (tensors that require grad, counted at the op that first uses them, through shape
+    ops), and multiply-accumulates of conv and matmul. Prints the table; returns the rows
+    (dicts) with a final "total" row."""
+    with enable_grad():
+        out = f(*args)
+    if not isinstance(out, Tensor):
+        raise TypeError(f"summary: the function must return a Tensor, got {type(out).__name__}")
+    rows, counted, carried = [], set(), {}
+    for node in _topological([out]):
+        params = 0
+        for t in node.inputs:
+            if _kind(t) == "parameter" and id(t) not in counted:
+                counted.add(id(t))
+                params += t.size
+            params += carried.pop(id(t), 0)
+        if node.name in SHAPE_OPS and all(t.grad_fn is None for t in node.inputs):
+            carried[id(node.output)] = params  # a reshaped parameter: count it at its user
+            continue
+        rows.append({"op": op_label(node), "output_shape": tuple(node.output.shape),
+                     "params": params, "macs": _multiply_accumulates(node)})
+    rows.append({"op": "total", "output_shape": tuple(out.shape),
+                 "params": sum(r["params"] for r in rows), "macs": sum(r["macs"] for r in rows)})
+    _print_summary(rows, file)
+    return rows
+
+
+def _print_summary(rows: list[dict], file: Any) -> None:
+    width = max(len(r["op"]) for r in rows)
+    print(f"{'op':<{width}}  {'output shape':<18} {'params':>10} {'MACs':>14}", file=file)
+    print("-" * (width + 46), file=file)
+    for row in rows:
+        if row["op"] == "total":
+            print("-" * (width + 46), file=file)
+        print(f"{row['op']:<{width}}  {str(row['output_shape']):<18} {row['params']:>10,} "
+              f"{row['macs']:>14,}", file=file)
