@@ -6,7 +6,7 @@
 float32, median of interleaved repeats (ours, then PyTorch's, alternately); backward uses a
 random upstream gradient and returns the gradients of every input (no accumulation). Peak
 memory of the 32x64x32x32 conv is measured in fresh processes (peak RSS minus the RSS before
-the step). PyTorch is optional: without it the ratio columns are empty.
+the step, from /proc/self/status, with the peak reset just before). PyTorch is optional: without it the ratio columns are empty.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -144,15 +143,19 @@ def peak_memory_mb(framework: str) -> float:
     else:
         ours_step(F.conv2d, [a[:1] for a in arrays[:1]] + arrays[1:], options)[0]()
         step = ours_step(F.conv2d, arrays, options)[0]
-    before = _rss_mb()
+    with open("/proc/self/clear_refs", "w") as clear:
+        clear.write("5")  # reset this process's peak RSS (VmHWM) to its current RSS
+    before = _status_mb("VmRSS")
     step()
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - before
+    return _status_mb("VmHWM") - before
 
 
-def _rss_mb() -> float:
+def _status_mb(field: str) -> float:
+    """VmRSS (now) or VmHWM (peak of this program: unlike ru_maxrss it does not carry the
+    parent's peak over fork and exec)."""
     with open("/proc/self/status") as status:
         for line in status:
-            if line.startswith("VmRSS"):
+            if line.startswith(field):
                 return int(line.split()[1]) / 1024
     return float("nan")
 
