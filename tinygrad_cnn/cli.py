@@ -126,6 +126,19 @@ def cmd_summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from .data import DatasetError
+    from .train import run
+    try:
+        epochs = args.epochs or (30 if args.dataset == "digits" else 5)
+        run(args.dataset, args.model, epochs, args.batch_size, args.lr, args.optimizer,
+            args.seed, args.out, progress=not args.no_progress, max_steps=args.max_steps,
+            data_root=args.data_root)
+    except (ValueError, PermissionError, DatasetError) as error:
+        raise UsageError(str(error)) from None
+    return 0
+
+
 # ----------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tinygrad-cnn", description=__doc__)
@@ -150,6 +163,22 @@ def build_parser() -> argparse.ArgumentParser:
     summary = commands.add_parser("summary", help="a table of a model's ops, params, MACs")
     summary.add_argument("--model", default="lenet5", help="lenet5, vgg or inception")
     summary.set_defaults(run=cmd_summary)
+    train = commands.add_parser("train", help="train a CNN and write what it learned")
+    train.add_argument("--dataset", default="digits", choices=["digits", "mnist",
+                                                                "fashion-mnist"])
+    train.add_argument("--model", default="lenet5", help="lenet5, vgg or inception")
+    train.add_argument("--epochs", type=int, default=None,
+                       help="default: 30 on digits, 5 on (fashion-)mnist")
+    train.add_argument("--batch-size", type=int, default=64)
+    train.add_argument("--lr", type=float, default=None, help="default: 2e-3 adam, 0.05 sgd")
+    train.add_argument("--optimizer", default="adam", choices=["sgd", "adam"])
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--out", default=None, help="output directory (runs/<timestamp>)")
+    train.add_argument("--data-root", default=None,
+                       help="folder with the IDX files (default: the download cache)")
+    train.add_argument("--max-steps", type=int, default=None, help=argparse.SUPPRESS)
+    train.add_argument("--no-progress", action="store_true", help="no progress bars")
+    train.set_defaults(run=cmd_train)
     return parser
 
 

@@ -1,0 +1,138 @@
+"""Training speed and accuracy.
+
+    python benchmarks/bench_train.py                                   # step time + digits
+    python benchmarks/bench_train.py --mnist-dir ../shared/data/mnist  # + real MNIST
+
+1. One LeNet-5 training step (forward, backward, Adam update) at batch 64 on 1x28x28,
+   median of interleaved repeats, against the same step in PyTorch in the same run (when it
+   is installed). Bar: at most 2x PyTorch.
+2. The embedded 8x8 digits: LeNet-5 sized for 8x8, the `tinygrad-cnn train` defaults.
+   Bar: at least 97% test accuracy in under 60 seconds.
+3. With --mnist-dir: the 10,000 real t10k images, first 8,000 for training and the last
+   2,000 held out; LeNet-5 trained until 10 minutes have passed or 97% is reached and held
+   for the last epoch. Bar: at least 97% within 10 minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+import tinygrad_cnn.functional as F
+from tinygrad_cnn import data, models, optim, train
+from tinygrad_cnn.autograd import value_and_grad
+
+
+def our_step(batch: int = 64):
+    rng = np.random.default_rng(0)
+    params = models.init_lenet5(rng)
+    opt = optim.Adam(params, 1e-3)
+    x = rng.standard_normal((batch, 1, 28, 28)).astype(np.float32)
+    y = rng.integers(0, 10, batch)
+    loss_and_grad = value_and_grad(lambda p, x, y: F.cross_entropy(models.lenet5(p, x), y))
+
+    def step() -> None:
+        _, grads = loss_and_grad(params, x, y)
+        opt.step(grads)
+    return step
+
+
+def torch_step(torch, batch: int = 64):
+    nn = torch.nn
+    net = nn.Sequential(nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+                        nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                        nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(),
+                        nn.Linear(84, 10))
+    opt = torch.optim.Adam(net.parameters(), 1e-3)
+    x, y = torch.randn(batch, 1, 28, 28), torch.randint(0, 10, (batch,))
+
+    def step() -> None:
+        opt.zero_grad()
+        nn.functional.cross_entropy(net(x), y).backward()
+        opt.step()
+    return step
+
+
+def step_times(repeats: int) -> None:
+    try:
+        import torch
+        torch.set_num_threads(2)
+    except ImportError:
+        torch = None
+    steps = {"tinygrad_cnn": our_step()}
+    if torch is not None:
+        steps["torch"] = torch_step(torch)
+    times = {name: [] for name in steps}
+    for _ in range(3):
+        for step in steps.values():
+            step()
+    for _ in range(repeats):
+        for name, step in steps.items():
+            start = time.perf_counter()
+            step()
+            times[name].append(time.perf_counter() - start)
+    medians = {name: 1e3 * float(np.median(t)) for name, t in times.items()}
+    print(f"LeNet-5 training step, batch 64, 1x28x28, median of {repeats} interleaved runs:")
+    for name, ms in medians.items():
+        print(f"  {name:<13} {ms:7.2f} ms")
+    if "torch" in medians:
+        ratio = medians["tinygrad_cnn"] / medians["torch"]
+        print(f"  ratio {ratio:.2f}x (bar 2.0x: {'met' if ratio <= 2 else 'NOT met'})")
+
+
+def digits() -> None:
+    dataset = train.load_dataset("digits")
+    model, init_model = models.get_model("lenet5")
+    params = init_model(np.random.default_rng(0), image_size=dataset.image_size)
+    start = time.perf_counter()
+    history = train.fit(model, params, dataset, 30, 64, optim.Adam(params, 2e-3),
+                        progress=False)
+    seconds = time.perf_counter() - start
+    accuracy = history[-1]["test_accuracy"]
+    print(f"\ndigits (1,437 train / 360 test, 8x8), LeNet-5, Adam 2e-3, 30 epochs: test "
+          f"accuracy {accuracy:.4f} in {seconds:.1f} s (bar: >= 0.97 in < 60 s: "
+          f"{'met' if accuracy >= 0.97 and seconds < 60 else 'NOT met'})")
+
+
+def mnist(folder: str, budget: float = 600.0) -> None:
+    images, labels = data.load_mnist(folder, "test", download=False)
+    dataset = train.from_arrays("mnist-t10k", images[:8000], labels[:8000], images[8000:],
+                                labels[8000:])
+    model, init_model = models.get_model("lenet5")
+    params = init_model(np.random.default_rng(0))
+    opt = optim.Adam(params, 2e-3)
+    print("\nMNIST t10k: first 8,000 train, last 2,000 held out; LeNet-5, Adam 2e-3, "
+          "batch 64")
+    train.print_header()
+    elapsed, epoch, best = 0.0, 0, 0.0
+    while elapsed < budget:
+        epoch += 1
+        start = time.perf_counter()
+        (row,) = train.fit(model, params, dataset, 1, 64, opt, seed=epoch, progress=False)
+        elapsed += time.perf_counter() - start
+        row.update(epoch=epoch, seconds=elapsed)
+        train.print_row(row)
+        best = max(best, row["test_accuracy"])
+        if epoch >= 8 and row["test_accuracy"] >= 0.97:
+            break
+    final = row["test_accuracy"]
+    print(f"held-out accuracy {final:.4f} after {epoch} epochs, {elapsed:.0f} s of training "
+          f"(bar: >= 0.97 within 600 s: "
+          f"{'met' if final >= 0.97 and elapsed <= 600 else 'NOT met'})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mnist-dir", help="folder with t10k-images/labels-idx*-ubyte.gz")
+    parser.add_argument("--repeats", type=int, default=50)
+    args = parser.parse_args()
+    step_times(args.repeats)
+    digits()
+    if args.mnist_dir:
+        mnist(args.mnist_dir)
+
+
+if __name__ == "__main__":
+    main()

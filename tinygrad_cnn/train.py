@@ -1,0 +1,306 @@
+"""Training a model of the zoo on digits, MNIST or Fashion-MNIST, and what it leaves behind.
+
+`fit` is the loop (value_and_grad, an optimizer, batches); `run` adds data loading, the
+per-epoch table and the output directory: params.npz, metrics.json/.csv, curves.png,
+filters.png, feature_maps.png and graph.svg.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import data as datasets
+from . import functional as F
+from . import optim
+from .autograd import _topological_nodes, no_grad, value_and_grad
+from .models import get_model
+from .tensor import Tensor
+
+__all__ = ["Dataset", "load_dataset", "fit", "evaluate", "run", "OPTIMIZERS"]
+
+OPTIMIZERS = {"sgd": lambda params, lr: optim.SGD(params, lr, momentum=0.9),
+              "adam": lambda params, lr: optim.Adam(params, lr)}
+DEFAULT_LR = {"sgd": 0.05, "adam": 2e-3}
+
+
+@dataclass
+class Dataset:
+    """Standardized float32 images (N, 1, H, W) and int64 labels, split in train and test."""
+
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    classes: int = 10
+
+    @property
+    def image_size(self) -> int:
+        return self.x_train.shape[-1]
+
+
+def _standardize(train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    mean, std = float(train.mean()), float(train.std()) or 1.0
+    return ((train - mean) / std).astype(np.float32), ((test - mean) / std).astype(np.float32)
+
+
+def from_arrays(name: str, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray,
+                y_test: np.ndarray) -> Dataset:
+    """A Dataset from raw images (N, H, W) or (N, 1, H, W) of any scale and integer labels."""
+    as_images = [a.reshape(len(a), 1, *a.shape[-2:]).astype(np.float32)
+                 for a in (x_train, x_test)]
+    train, test = _standardize(*as_images)
+    return Dataset(name, train, y_train.astype(np.int64), test, y_test.astype(np.int64))
+
+
+def load_dataset(name: str, seed: int = 0, root: str | None = None) -> Dataset:
+    """digits (1,797 8x8 images, 360 held out at random), mnist or fashion-mnist."""
+    if name == "digits":
+        images, labels = datasets.load_digits()
+        order = np.random.default_rng(seed).permutation(len(images))
+        test, train = order[:360], order[360:]
+        return from_arrays(name, images[train], labels[train], images[test], labels[test])
+    loaders = {"mnist": datasets.load_mnist, "fashion-mnist": datasets.load_fashion_mnist}
+    if name not in loaders:
+        raise ValueError(f"unknown dataset {name!r}; choose digits, mnist or fashion-mnist")
+    x_train, y_train = loaders[name](root, "train")
+    x_test, y_test = loaders[name](root, "test")
+    return from_arrays(name, x_train, y_train, x_test, y_test)
+
+
+# ----------------------------------------------------------------------------- the loop
+@dataclass
+class History:
+    rows: list[dict] = field(default_factory=list)
+
+
+def evaluate(model: Callable, params: Any, x: np.ndarray, y: np.ndarray,
+             batch_size: int = 500) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy over (x, y), without recording a graph."""
+    total_loss, correct = 0.0, 0
+    with no_grad():
+        for start in range(0, len(x), batch_size):
+            logits = model(params, x[start:start + batch_size])
+            labels = y[start:start + batch_size]
+            total_loss += F.cross_entropy(logits, labels, reduction="sum").item()
+            correct += int((logits.data.argmax(axis=1) == labels).sum())
+    return total_loss / len(x), correct / len(x)
+
+
+def _loss_and_accuracy(model: Callable) -> Callable:
+    def loss_fn(params: Any, x: np.ndarray, y: np.ndarray) -> tuple[Tensor, float]:
+        logits = model(params, x)
+        return F.cross_entropy(logits, y), float((logits.data.argmax(axis=1) == y).mean())
+    return loss_fn
+
+
+def fit(model: Callable, params: Any, dataset: Dataset, epochs: int, batch_size: int,
+        optimizer: optim.Optimizer, seed: int = 0, progress: bool = True,
+        max_steps: int | None = None, report: Callable[[dict], None] | None = None
+        ) -> list[dict]:
+    """Train for `epochs` (or `max_steps` steps); one metrics dict per epoch."""
+    rng = np.random.default_rng(seed)
+    step = value_and_grad(_loss_and_accuracy(model), has_aux=True)
+    history, steps, start = [], 0, time.perf_counter()
+    for epoch in range(1, epochs + 1):
+        losses, accuracies, counts = [], [], []
+        batches = datasets.batches(dataset.x_train, dataset.y_train, batch_size, True, rng)
+        bar = _progress(batches, len(dataset.x_train), batch_size, epoch, epochs, progress)
+        for x, y in bar:
+            (loss, accuracy), grads = step(params, x, y)
+            optimizer.step(grads)
+            losses.append(loss.item())
+            accuracies.append(accuracy)
+            counts.append(len(y))
+            if hasattr(bar, "set_postfix"):
+                bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}",
+                                acc=f"{np.average(accuracies, weights=counts):.3f}")
+            steps += 1
+            if max_steps is not None and steps >= max_steps:
+                break
+        test_loss, test_accuracy = evaluate(model, params, dataset.x_test, dataset.y_test)
+        row = {"epoch": epoch, "train_loss": float(np.average(losses, weights=counts)),
+               "train_accuracy": float(np.average(accuracies, weights=counts)),
+               "test_loss": test_loss, "test_accuracy": test_accuracy,
+               "seconds": time.perf_counter() - start}
+        history.append(row)
+        if report:
+            report(row)
+        if max_steps is not None and steps >= max_steps:
+            break
+    return history
+
+
+def _progress(batches: Any, n: int, batch_size: int, epoch: int, epochs: int,
+              enabled: bool) -> Any:
+    if not enabled:
+        return batches
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return batches
+    return tqdm(batches, total=-(-n // batch_size), desc=f"epoch {epoch}/{epochs}",
+                leave=False, unit="batch")
+
+
+# ----------------------------------------------------------------------------- outputs
+def print_header() -> None:
+    print(f"{'epoch':>5} {'train loss':>11} {'train acc':>10} {'test loss':>10} "
+          f"{'test acc':>9} {'time s':>7}")
+
+
+def print_row(row: dict, header: bool = False) -> None:
+    if header:
+        print_header()
+    print(f"{row['epoch']:>5} {row['train_loss']:>11.4f} {row['train_accuracy']:>10.4f} "
+          f"{row['test_loss']:>10.4f} {row['test_accuracy']:>9.4f} {row['seconds']:>7.1f}")
+
+
+def write_metrics(history: list[dict], out: Path, settings: dict) -> None:
+    (out / "metrics.json").write_text(json.dumps({"settings": settings, "epochs": history},
+                                                 indent=2))
+    with open(out / "metrics.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(history[0]))
+        writer.writeheader()
+        writer.writerows(history)
+
+
+def conv_outputs(model: Callable, params: Any, image: np.ndarray) -> list[np.ndarray]:
+    """The output of every conv2d of `model` for one image (1, C, H, W), in order."""
+    params_tensors = {k: Tensor(v.data, requires_grad=True) for k, v in params.items()}
+    out = model(params_tensors, image)
+    nodes = reversed(_topological_nodes([out], set()))
+    return [node.output.data[0] for node in nodes if node.name == "conv2d"]
+
+
+def write_pictures(model: Callable, params: Any, history: list[dict], dataset: Dataset,
+                   out: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    _plot_curves(plt, history, out / "curves.png")
+    first = next(v for k, v in params.items() if v.ndim == 4).data
+    _plot_grid(plt, first[:, 0], f"first-layer filters {first.shape}", out / "filters.png")
+    maps = conv_outputs(model, params, dataset.x_test[:1])
+    figure, axes = plt.subplots(len(maps) + 1, 1, figsize=(10, 2.2 * (len(maps) + 1)))
+    axes[0].imshow(dataset.x_test[0, 0], cmap="gray")
+    axes[0].set_title(f"test image (label {dataset.y_test[0]})")
+    for row, fmap in enumerate(maps, start=1):
+        axes[row].imshow(_tile(fmap), cmap="viridis")
+        axes[row].set_title(f"conv layer {row}: {fmap.shape[0]} maps of {fmap.shape[1:]}")
+    for axis in axes:
+        axis.axis("off")
+    figure.tight_layout()
+    figure.savefig(out / "feature_maps.png", dpi=100)
+    plt.close(figure)
+
+
+def _tile(maps: np.ndarray) -> np.ndarray:
+    """(K, H, W) maps side by side with a 1-pixel gap, each scaled to [0, 1]."""
+    low = maps.min(axis=(1, 2), keepdims=True)
+    span = np.maximum(maps.max(axis=(1, 2), keepdims=True) - low, 1e-12)
+    scaled = np.pad((maps - low) / span, ((0, 0), (0, 0), (0, 1)), constant_values=np.nan)
+    return np.concatenate(list(scaled), axis=1)
+
+
+def _plot_curves(plt: Any, history: list[dict], path: Path) -> None:
+    epochs = [row["epoch"] for row in history]
+    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    for key, axis in (("loss", left), ("accuracy", right)):
+        axis.plot(epochs, [r[f"train_{key}"] for r in history], "o-", label="train")
+        axis.plot(epochs, [r[f"test_{key}"] for r in history], "s-", label="test")
+        axis.set_xlabel("epoch")
+        axis.set_title(key)
+        axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def _plot_grid(plt: Any, filters: np.ndarray, title: str, path: Path) -> None:
+    columns = min(8, len(filters))
+    rows = -(-len(filters) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(1.5 * columns, 1.5 * rows + 0.5),
+                                squeeze=False)
+    for index, axis in enumerate(axes.flat):
+        axis.axis("off")
+        if index < len(filters):
+            axis.imshow(filters[index], cmap="gray")
+    figure.suptitle(title)
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def write_graph(model: Callable, params: Any, dataset: Dataset, out: Path) -> str:
+    """graph.svg of the model and its loss (graph.dot when no renderer is installed)."""
+    from .viz import RendererNotFound, draw_graph
+    loss = F.cross_entropy(model(params, dataset.x_test[:2]), dataset.y_test[:2])
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # folding a large graph is expected here
+            return str(draw_graph(loss, path=out / "graph.svg", params=params, max_nodes=40))
+    except RendererNotFound as error:
+        return f"{out / 'graph.dot'} ({error.args[0].split('. To render')[0]})"
+
+
+# ----------------------------------------------------------------------------- run
+def prepare_output(out: str | None) -> Path:
+    """The output directory (default runs/<timestamp>), created and checked writable."""
+    path = Path(out) if out else Path("runs") / time.strftime("%Y%m%d-%H%M%S")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as error:
+        raise PermissionError(f"cannot write to output directory {path}: "
+                              f"{error.strerror}") from None
+    return path
+
+
+def run(dataset: str = "digits", model: str = "lenet5", epochs: int = 10,
+        batch_size: int = 64, lr: float | None = None, optimizer: str = "adam", seed: int = 0,
+        out: str | None = None, progress: bool = True, max_steps: int | None = None,
+        data_root: str | None = None) -> tuple[Path, list[dict]]:
+    """Train and write everything to the output directory; returns it and the history."""
+    model_fn, init_model = get_model(model)
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {optimizer!r}; choose {', '.join(OPTIMIZERS)}")
+    if epochs < 1 or batch_size < 1:
+        raise ValueError(f"epochs and batch size must be positive, got {epochs} and "
+                         f"{batch_size}")
+    out_dir = prepare_output(out)
+    data = load_dataset(dataset, seed, data_root)
+    params = init_model(np.random.default_rng(seed), in_channels=1, num_classes=data.classes,
+                        image_size=data.image_size)
+    lr = DEFAULT_LR[optimizer] if lr is None else lr
+    settings = {"dataset": dataset, "model": model, "epochs": epochs,
+                "batch_size": batch_size, "lr": lr, "optimizer": optimizer, "seed": seed,
+                "train_examples": len(data.x_train), "test_examples": len(data.x_test)}
+    print(f"{model} on {dataset}: {len(data.x_train)} training and {len(data.x_test)} test "
+          f"images of {data.image_size}x{data.image_size}, {optimizer} lr={lr}, "
+          f"batch {batch_size}, seed {seed}")
+    rows_printed = []
+
+    def report(row: dict) -> None:
+        print_row(row, header=not rows_printed)
+        rows_printed.append(row)
+
+    history = fit(model_fn, params, data, epochs, batch_size, OPTIMIZERS[optimizer](params, lr),
+                  seed, progress, max_steps, report)
+    datasets.save(params, out_dir / "params.npz")
+    write_metrics(history, out_dir, settings)
+    write_pictures(model_fn, params, history, data, out_dir)
+    graph = write_graph(model_fn, params, data, out_dir)
+    print(f"wrote {out_dir}/: params.npz, metrics.json, metrics.csv, curves.png, filters.png, "
+          f"feature_maps.png, {Path(graph).name if Path(graph).exists() else graph}")
+    return out_dir, history
