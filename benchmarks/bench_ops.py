@@ -6,7 +6,8 @@
 float32, median of interleaved repeats (ours, then PyTorch's, alternately); backward uses a
 random upstream gradient and returns the gradients of every input (no accumulation). Peak
 memory of the 32x64x32x32 conv is measured in fresh processes (peak RSS minus the RSS before
-the step, from /proc/self/status, with the peak reset just before). PyTorch is optional: without it the ratio columns are empty.
+the step, from /proc/self/status, with the peak reset just before). PyTorch is optional:
+without it the ratio columns are empty.
 """
 
 from __future__ import annotations

@@ -88,7 +88,8 @@ def read_idx(data: bytes, name: str = "IDX data") -> np.ndarray:
     if len(data) != expected:
         raise DatasetError(f"{name}: {len(data)} bytes but shape {shape} of {dtype} needs "
                            f"{expected}; the file is truncated or corrupt")
-    return np.frombuffer(data, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
+    values = np.frombuffer(data, dtype=dtype, offset=header).reshape(shape)
+    return values.astype(dtype.newbyteorder("="))  # native byte order, and a writable copy
 
 
 def _md5(path: Path) -> str:
