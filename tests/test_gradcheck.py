@@ -99,3 +99,18 @@ def test_integer_and_constant_inputs_are_passed_through():
     assert tg.gradcheck(lambda x, y, c: (x[y] * c).sum(), [np.ones(3), labels, const])
     with pytest.raises(ValueError, match="no input to check"):
         tg.gradcheck(lambda y: y * 1.0, [labels])
+
+
+def test_elements_limits_the_finite_differences():
+    calls = []
+
+    def f(x):
+        calls.append(1)
+        return (x * x).sum()
+
+    x = np.linspace(0.5, 1.5, 10)
+    report = tg.check_gradients(f, [x], elements=3)
+    assert report.passed and len(calls) == 1 + 2 * 3 + 1  # shape, 3 columns, analytic
+    broken = tg.check_gradients(ScaledSquare.apply, [x.reshape(2, 5), x.reshape(2, 5)],
+                                elements=10)
+    assert not broken.passed
