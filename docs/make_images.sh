@@ -7,3 +7,10 @@ tinygrad-cnn graph --model lenet5 -o lenet5_forward.png
 tinygrad-cnn graph --model lenet5 --max-nodes 12 -o lenet5_folded.svg
 tinygrad-cnn graph --model lenet5 --backward --max-nodes 40 -o lenet5_backward.svg
 tinygrad-cnn graph --model vgg --max-nodes 12 -o vgg_folded.svg
+run=$(mktemp -d)
+tinygrad-cnn train --no-progress --out "$run" > digits_training.txt
+cp "$run/curves.png" digits_curves.png
+cp "$run/filters.png" digits_filters.png
+cp "$run/feature_maps.png" digits_feature_maps.png
+rm -rf "$run"
+rm -f ./*.dot
