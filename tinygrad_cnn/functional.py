@@ -13,7 +13,7 @@ import numpy as np
 
 from . import ops
 from .ops.conv import Conv2d, Conv2dInputGrad, Fold, Unfold
-from .ops.pool import AvgPool2d, MaxPool2d, max_pool_forward, winner_offsets
+from .ops.pool import AvgPool2d, MaxPool2d, max_pool_forward
 from .ops.reduce import LogSoftmax, normalize_axis
 from .tensor import Tensor, as_tensor
 
@@ -262,7 +262,6 @@ def max_pool2d(x: Any, kernel_size: IntPair, stride: IntPair | None = None,
 def _max_indices(x: np.ndarray, geometry: dict, out_hw: tuple[int, int]) -> np.ndarray:
     """Flat input-plane index h*W + w of each window's winner."""
     _, winner = max_pool_forward(x, **geometry)
-    winner = winner_offsets(winner, geometry["kernel"], geometry["stride"], geometry["dilation"])
     kw, (sh, sw), (dh, dw) = geometry["kernel"][1], geometry["stride"], geometry["dilation"]
     top, left = geometry["padding"][0], geometry["padding"][2]
     rows = np.arange(out_hw[0])[:, None] * sh - top + (winner // kw) * dh

@@ -62,11 +62,15 @@ def offset_view(xp: np.ndarray, i: int, j: int, stride: tuple[int, int],
 
 class StridePhases:
     """An input, padded by (top, bottom, left, right), split by stride phase: phase (a, b)
-    holds rows a, a+sh, ... and columns b, b+sw, ... of the padded input, contiguously.
+    holds rows a, a+sh, ... and columns b, b+sw, ... of the padded input.
 
-    The elements at kernel offset (i, j) of every window, xp[.., oh*sh + i*dh, ow*sw + j*dw],
-    are then a slice of one phase with contiguous rows, which numpy processes several times
-    faster than the stride-sw view of xp. The padded input itself is never built.
+    The phases are planes of one shape (N, C, HQ, WQ), laid one after the other in a single
+    flat buffer with some slack at the end. The elements at kernel offset (i, j) of every
+    window, xp[.., oh*sh + i*dh, ow*sw + j*dw], are then the entries [.., oh, ow] of one
+    contiguous (N, C, HQ, WQ) window of that buffer, shifted by (i*dh//sh)*WQ + j*dw//sw: a
+    "wide" view whose entries past OH rows or OW columns are garbage to crop (or to weight by
+    zero when adding into it). numpy runs on such flat, contiguous views several times
+    faster than on rows of OW elements. The padded input itself is never built.
     """
 
     def __init__(self, shape: tuple[int, ...], padding: tuple[int, int, int, int],
@@ -74,18 +78,23 @@ class StridePhases:
         n, c, h, w = shape
         self.hw, self.padding, self.stride = (h, w), padding, stride
         padded_h, padded_w = h + padding[0] + padding[1], w + padding[2] + padding[3]
-        self.planes = {(a, b): np.full((n, c, -(-(padded_h - a) // stride[0]),
-                                        -(-(padded_w - b) // stride[1])), fill, dtype=dtype)
-                       for a in range(stride[0]) for b in range(stride[1])}
+        self.plane_shape = (n, c, -(-padded_h // stride[0]), -(-padded_w // stride[1]))
+        self.plane_size = int(np.prod(self.plane_shape))
+        slack = self.plane_shape[2] * self.plane_shape[3]  # any shift is less than a plane
+        keys = [(a, b) for a in range(stride[0]) for b in range(stride[1])]
+        self.buffer = np.full(len(keys) * self.plane_size + slack, fill, dtype=dtype)
+        self.index = {key: k for k, key in enumerate(keys)}
+        self.planes = {key: self._flat(k * self.plane_size) for key, k in self.index.items()}
+
+    def _flat(self, start: int) -> np.ndarray:
+        return self.buffer[start:start + self.plane_size].reshape(self.plane_shape)
 
     @classmethod
     def of(cls, x: np.ndarray, padding: tuple[int, int, int, int], stride: tuple[int, int],
            fill: float = 0.0) -> StridePhases:
-        phases = cls.__new__(cls)
-        phases.hw, phases.padding, phases.stride = x.shape[2:], padding, stride
-        padded = pad_spatial(x, padding, fill)  # then strided copies: faster than from x
-        phases.planes = {(a, b): np.ascontiguousarray(padded[:, :, a::stride[0], b::stride[1]])
-                         for a in range(stride[0]) for b in range(stride[1])}
+        phases = cls(x.shape, padding, stride, fill, x.dtype)
+        for key, (plane_part, x_part) in phases._parts().items():
+            phases.planes[key][plane_part] = x[x_part]
         return phases
 
     def _parts(self) -> dict:
@@ -102,17 +111,22 @@ class StridePhases:
                            (..., slice(row, h, sh), slice(col, w, sw)))
         return parts
 
-    def offset_view(self, i: int, j: int, dilation: tuple[int, int],
-                    out_hw: tuple[int, int]) -> np.ndarray:
-        """Writable view (N, C, OH, OW) of the padded input at kernel offset (i, j)."""
+    def wide_view(self, i: int, j: int, dilation: tuple[int, int]) -> np.ndarray:
+        """Contiguous (N, C, HQ, WQ) view whose [.., oh, ow] is the padded input at kernel
+        offset (i, j) of window (oh, ow), for oh < OH and ow < OW."""
         (sh, sw), top, left = self.stride, i * dilation[0], j * dilation[1]
-        plane = self.planes[top % sh, left % sw]
-        return plane[:, :, top // sh:top // sh + out_hw[0], left // sw:left // sw + out_hw[1]]
+        start = self.index[top % sh, left % sw] * self.plane_size
+        return self._flat(start + (top // sh) * self.plane_shape[3] + left // sw)
+
+    def widen(self, values: np.ndarray, fill: float = 0) -> np.ndarray:
+        """(N, C, OH, OW) values placed in a (N, C, HQ, WQ) array of `fill`."""
+        wide = np.full(self.plane_shape, fill, dtype=values.dtype)
+        wide[:, :, :values.shape[2], :values.shape[3]] = values
+        return wide
 
     def unpadded(self) -> np.ndarray:
         """The planes interleaved back into the unpadded (N, C, H, W) array."""
-        first = self.planes[0, 0]
-        out = np.empty(first.shape[:2] + self.hw, dtype=first.dtype)
+        out = np.empty(self.plane_shape[:2] + self.hw, dtype=self.buffer.dtype)
         for key, (plane_part, x_part) in self._parts().items():
             out[x_part] = self.planes[key][plane_part]
         return out

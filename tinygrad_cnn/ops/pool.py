@@ -1,4 +1,4 @@
-"""Pooling primitives, each paired with its adjoint, computed in two separable passes.
+"""Pooling primitives on stride-phase views, each paired with its adjoint.
 
   max_pool2d          x -> max of each window, remembering which element won
   max_pool2d_scatter  g -> g routed back to the winners (the max-pool backward)
@@ -6,21 +6,13 @@
   avg_pool2d          x -> window sums / divisor
   avg_pool2d_spread   g -> g / divisor spread over each window (its adjoint)
 
-A window is KH rows of KW columns, so every pass is a loop over kernel offsets, never over
-output positions: first along the columns of every padded row, giving (N, C, Hp, OW), then
-along the rows of that, giving (N, C, OH, OW). For a column stride above 1 the padded input
-is first split by column phase (`StridePhases`), so the column pass reads contiguous rows.
-A max-pool winner is the pair (row offset i of each window, column offset j of each row):
-the first maximum in row-major order is in the first row holding the window's maximum, at
-that row's first maximal column.
-
 `padding` is (top, bottom, left, right): the functional layer adds the extra bottom/right rows
-that ceil_mode windows reach.
+that ceil_mode windows reach. Pooling loops over the KH*KW kernel offsets, never over output
+positions, and each offset is one contiguous "wide" view of the input split by stride phase
+(see `StridePhases`): results are computed on the wide grid and cropped to (OH, OW).
 """
 
 from __future__ import annotations
-
-from collections.abc import Sequence
 
 import numpy as np
 
@@ -29,7 +21,9 @@ from ..tensor import Tensor
 from .conv import StridePhases
 from .registry import Sample, defop
 
-Winner = tuple[np.ndarray, np.ndarray]  # (row offset (N, C, OH, OW), column offset (N, C, Hp, OW))
+
+def _offsets(kernel: tuple[int, int]) -> list[tuple[int, int, int]]:
+    return [(i * kernel[1] + j, i, j) for i in range(kernel[0]) for j in range(kernel[1])]
 
 
 def _out_hw(h: int, w: int, kernel: tuple[int, int], stride: tuple[int, int],
@@ -38,91 +32,32 @@ def _out_hw(h: int, w: int, kernel: tuple[int, int], stride: tuple[int, int],
             (w + padding[2] + padding[3] - dilation[1] * (kernel[1] - 1) - 1) // stride[1] + 1)
 
 
-def window_rows(per_row: np.ndarray, kernel_h: int, stride_h: int, dilation_h: int,
-                out_h: int) -> list[np.ndarray]:
-    """Per row offset i: a (N, C, OH, OW) view with [.., oh, ow] = per_row[.., oh*sh + i*dh, ow]."""
-    return [per_row[:, :, i * dilation_h:i * dilation_h + stride_h * (out_h - 1) + 1:stride_h]
-            for i in range(kernel_h)]
+def max_pool_forward(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int],
+                     padding: tuple[int, int, int, int], dilation: tuple[int, int]
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """(N, C, H, W) -> max (N, C, OH, OW) and the winning kernel offset i*KW + j of each window.
 
-
-class _Passes:
-    """The views the two passes read: column offsets of every padded row, then row offsets."""
-
-    def __init__(self, shape: tuple[int, ...], kernel: tuple[int, int],
-                 stride: tuple[int, int], padding: tuple[int, int, int, int],
-                 dilation: tuple[int, int]) -> None:
-        self.kernel, self.stride, self.padding, self.dilation = kernel, stride, padding, dilation
-        self.out_hw = _out_hw(*shape[2:], kernel, stride, padding, dilation)
-        self.padded_h = shape[2] + padding[0] + padding[1]
-
-    def columns(self, phases: StridePhases) -> list[np.ndarray]:
-        """Per column offset j: (N, C, Hp, OW) with element [.., r, ow] = xp[.., r, ow*sw + j*dw]."""
-        return [phases.offset_view(0, j, self.dilation, (self.padded_h, self.out_hw[1]))
-                for j in range(self.kernel[1])]
-
-    def rows(self, per_row: np.ndarray) -> list[np.ndarray]:
-        return window_rows(per_row, self.kernel[0], self.stride[0], self.dilation[0],
-                           self.out_hw[0])
-
-    def column_phases(self, x: np.ndarray | None, shape: tuple[int, ...], fill: float,
-                      dtype: np.dtype) -> StridePhases:
-        stride = (1, self.stride[1])
-        if x is None:
-            return StridePhases(shape, self.padding, stride, fill, dtype)
-        return StridePhases.of(x, self.padding, stride, fill)
-
-
-def _running_max(candidates: Sequence[np.ndarray], has_nan: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Elementwise max of the candidates and the index of the first one that reaches it
-    (NaN counts as the maximum, as in numpy)."""
-    best = candidates[0].copy()
-    winner = np.zeros(best.shape, dtype=np.int8 if len(candidates) < 128 else np.int16)
+    Ties go to the first offset in row-major order; a window holding NaN gives NaN (as numpy).
+    """
+    out_h, out_w = _out_hw(*x.shape[2:], kernel, stride, padding, dilation)
+    phases = StridePhases.of(x, padding, stride, -np.inf)
+    best = phases.wide_view(0, 0, dilation).copy()
+    winner = np.zeros(best.shape, dtype=np.uint8 if kernel[0] * kernel[1] <= 255 else np.int32)
     better = np.empty(best.shape, dtype=bool)
-    index_if_better = np.empty_like(winner)
-    for index, candidate in enumerate(candidates[1:], start=1):
+    better_as_number = better.view(np.uint8) if winner.dtype == np.uint8 else better
+    offset_if_better = np.empty_like(winner)
+    has_nan = x.size > 0 and bool(np.isnan(np.max(x)))
+    for k, i, j in _offsets(kernel)[1:]:
+        candidate = phases.wide_view(i, j, dilation)
         np.greater(candidate, best, out=better)
         if has_nan:
             better |= np.isnan(candidate) & ~np.isnan(best)
-        np.maximum(best, candidate, out=best)
-        # indices come in increasing order, so max(winner, index * better) is the first winner
-        np.multiply(better, index, out=index_if_better, casting="unsafe")
-        np.maximum(winner, index_if_better, out=winner)
-    return best, winner
-
-
-def _select(choice: np.ndarray, values: Sequence[np.ndarray]) -> np.ndarray:
-    """values[choice] elementwise: sum_k (choice == k) * values[k]."""
-    out = np.zeros(choice.shape, dtype=np.result_type(*values))
-    chosen = np.empty(choice.shape, dtype=out.dtype)
-    for index, value in enumerate(values):
-        np.equal(choice, index, out=chosen, casting="unsafe")
-        chosen *= value
-        out += chosen
-    return out
-
-
-def max_pool_forward(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int],
-                     padding: tuple[int, int, int, int], dilation: tuple[int, int]
-                     ) -> tuple[np.ndarray, Winner]:
-    """(N, C, H, W) -> max (N, C, OH, OW) and the winner (row offsets, column offsets).
-
-    Ties go to the first element in row-major order; a window holding NaN gives NaN (as numpy).
-    """
-    passes = _Passes(x.shape, kernel, stride, padding, dilation)
-    has_nan = x.size > 0 and bool(np.isnan(np.max(x)))
-    phases = passes.column_phases(x, x.shape, -np.inf, x.dtype)
-    row_max, column_winner = _running_max(passes.columns(phases), has_nan)
-    best, row_winner = _running_max(passes.rows(row_max), has_nan)
-    return best, (row_winner, column_winner)
-
-
-def winner_offsets(winner: Winner, kernel: tuple[int, int], stride: tuple[int, int],
-                   dilation: tuple[int, int]) -> np.ndarray:
-    """The winning kernel offset i*KW + j of each window, (N, C, OH, OW)."""
-    row_winner, column_winner = winner
-    rows = window_rows(column_winner.astype(np.int64), kernel[0], stride[0], dilation[0],
-                       row_winner.shape[2])
-    return row_winner.astype(np.int64) * kernel[1] + _select(row_winner, rows)
+        np.maximum(best, candidate, out=best)  # NaN propagates, as in numpy
+        # offsets come in increasing order, so max(winner, k * better) records the new winner
+        np.multiply(better_as_number, winner.dtype.type(k), out=offset_if_better,
+                    casting="unsafe")
+        np.maximum(winner, offset_if_better, out=winner)
+    return best[:, :, :out_h, :out_w].copy(), winner[:, :, :out_h, :out_w].copy()
 
 
 def _max_pool_samples(rng: np.random.Generator) -> list[Sample]:
@@ -172,16 +107,18 @@ class MaxPool2dScatter(Function):
     """(N, C, OH, OW) -> (N, C, H, W): each value added at its window's winning element."""
 
     @staticmethod
-    def forward(ctx: Context, g: np.ndarray, *, winner: Winner, input_hw: tuple[int, int],
+    def forward(ctx: Context, g: np.ndarray, *, winner: np.ndarray, input_hw: tuple[int, int],
                 kernel: tuple[int, int], stride: tuple[int, int],
                 padding: tuple[int, int, int, int], dilation: tuple[int, int]) -> np.ndarray:
-        shape = g.shape[:2] + tuple(input_hw)
-        passes = _Passes(shape, kernel, stride, padding, dilation)
-        row_winner, column_winner = winner
-        per_row = np.zeros(g.shape[:2] + (passes.padded_h, g.shape[3]), dtype=g.dtype)
-        _route(g, row_winner, passes.rows(per_row))
-        phases = passes.column_phases(None, shape, 0.0, g.dtype)
-        _route(per_row, column_winner, passes.columns(phases))
+        phases = StridePhases(g.shape[:2] + tuple(input_hw), padding, stride, 0.0, g.dtype)
+        no_offset = kernel[0] * kernel[1]  # marks the garbage positions: they route nothing
+        g_wide, winner_wide = phases.widen(g), phases.widen(winner, no_offset)
+        is_winner = np.empty(g_wide.shape, dtype=g.dtype)  # 1.0 where offset k won, else 0.0
+        for k, i, j in _offsets(kernel):
+            np.equal(winner_wide, k, out=is_winner, casting="unsafe")
+            is_winner *= g_wide
+            view = phases.wide_view(i, j, dilation)
+            view += is_winner
         return phases.unpadded()
 
     @staticmethod
@@ -189,15 +126,6 @@ class MaxPool2dScatter(Function):
         params = dict(ctx.params)
         del params["input_hw"]
         return (MaxPool2dGather.apply(u, **params),)
-
-
-def _route(values: np.ndarray, choice: np.ndarray, targets: Sequence[np.ndarray]) -> None:
-    """targets[choice] += values, elementwise (the adjoint of `_select`)."""
-    chosen = np.empty(values.shape, dtype=values.dtype)
-    for index, target in enumerate(targets):
-        np.equal(choice, index, out=chosen, casting="unsafe")
-        chosen *= values
-        target += chosen
 
 
 def _gather_samples(rng: np.random.Generator) -> list[Sample]:
@@ -214,14 +142,18 @@ class MaxPool2dGather(Function):
     """(N, C, H, W) -> (N, C, OH, OW): each window's value at its winning element."""
 
     @staticmethod
-    def forward(ctx: Context, u: np.ndarray, *, winner: Winner, kernel: tuple[int, int],
+    def forward(ctx: Context, u: np.ndarray, *, winner: np.ndarray, kernel: tuple[int, int],
                 stride: tuple[int, int], padding: tuple[int, int, int, int],
                 dilation: tuple[int, int]) -> np.ndarray:
-        passes = _Passes(u.shape, kernel, stride, padding, dilation)
-        row_winner, column_winner = winner
-        per_row = _select(column_winner, passes.columns(passes.column_phases(u, u.shape, 0.0,
-                                                                             u.dtype)))
-        return _select(row_winner, passes.rows(per_row))
+        phases = StridePhases.of(u, padding, stride)
+        winner_wide = phases.widen(winner, kernel[0] * kernel[1])
+        out = np.zeros(winner_wide.shape, dtype=u.dtype)
+        is_winner = np.empty(winner_wide.shape, dtype=u.dtype)
+        for k, i, j in _offsets(kernel):
+            np.equal(winner_wide, k, out=is_winner, casting="unsafe")
+            is_winner *= phases.wide_view(i, j, dilation)
+            out += is_winner
+        return out[:, :, :winner.shape[2], :winner.shape[3]].copy()
 
     @staticmethod
     def backward(ctx: Context, g: Tensor) -> tuple:
@@ -249,18 +181,12 @@ def avg_pool_forward(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, 
                      padding: tuple[int, int, int, int], divisor: float | np.ndarray
                      ) -> np.ndarray:
     """(N, C, H, W) -> window sums / divisor, (N, C, OH, OW); divisor is a scalar or (OH, OW)."""
-    passes = _Passes(x.shape, kernel, stride, padding, (1, 1))
-    per_row = _total(passes.columns(passes.column_phases(x, x.shape, 0.0, x.dtype)))
-    total = _total(passes.rows(per_row))
-    total /= np.asarray(divisor, dtype=x.dtype)
-    return total
-
-
-def _total(parts: Sequence[np.ndarray]) -> np.ndarray:
-    total = parts[0].copy()
-    for part in parts[1:]:
-        total += part
-    return total
+    out_h, out_w = _out_hw(*x.shape[2:], kernel, stride, padding, (1, 1))
+    phases = StridePhases.of(x, padding, stride)
+    total = phases.wide_view(0, 0, (1, 1)).copy()
+    for _, i, j in _offsets(kernel)[1:]:
+        total += phases.wide_view(i, j, (1, 1))
+    return total[:, :, :out_h, :out_w] / np.asarray(divisor, dtype=x.dtype)
 
 
 @defop("avg_pool2d", samples=_avg_samples)
@@ -293,15 +219,11 @@ class AvgPool2dSpread(Function):
     def forward(ctx: Context, g: np.ndarray, *, input_hw: tuple[int, int],
                 kernel: tuple[int, int], stride: tuple[int, int],
                 padding: tuple[int, int, int, int], divisor: float | np.ndarray) -> np.ndarray:
-        shape = g.shape[:2] + tuple(input_hw)
-        passes = _Passes(shape, kernel, stride, padding, (1, 1))
-        per_row = np.zeros(g.shape[:2] + (passes.padded_h, g.shape[3]), dtype=g.dtype)
-        share = g / np.asarray(divisor, dtype=g.dtype)
-        for rows in passes.rows(per_row):
-            rows += share
-        phases = passes.column_phases(None, shape, 0.0, g.dtype)
-        for columns in passes.columns(phases):
-            columns += per_row
+        phases = StridePhases(g.shape[:2] + tuple(input_hw), padding, stride, 0.0, g.dtype)
+        share = phases.widen(g / np.asarray(divisor, dtype=g.dtype))  # zero past (OH, OW)
+        for _, i, j in _offsets(kernel):
+            view = phases.wide_view(i, j, (1, 1))
+            view += share
         return phases.unpadded()
 
     @staticmethod
