@@ -288,35 +288,46 @@ def _flip_kernel(w: np.ndarray, groups: int) -> np.ndarray:
 def _col2im_input_grad(g: np.ndarray, w: np.ndarray, input_hw: tuple[int, int],
                        stride: tuple[int, int], padding: tuple[int, int, int, int],
                        dilation: tuple[int, int], groups: int, wide: bool) -> np.ndarray:
-    """col2im of w^T g. With `wide` (stride 1, windows covering the padded input exactly)
-    the columns have the padded width, so each kernel offset adds one contiguous run per
-    (image, channel) instead of OH rows of OW elements (see _Im2col)."""
+    """col2im of w^T g, one batch chunk at a time."""
     n, f, oh, ow = g.shape
     _, cg, kh, kw = w.shape
-    c = cg * groups
-    h, width = input_hw
-    top, bottom, left, right = padding
-    padded_hw = (h + top + bottom, width + left + right)
+    top, left = padding[0], padding[2]
+    padded_hw = (input_hw[0] + padding[0] + padding[1], input_hw[1] + padding[2] + padding[3])
     columns = padded_hw[1] if wide else ow
-    xp = np.zeros((n, c, padded_hw[0] + (1 if wide else 0), padded_hw[1]),
-                  dtype=np.result_type(g, w))
     weight_t = w.reshape(groups, f // groups, cg * kh * kw).swapaxes(-1, -2)
-    starts, step = _chunks(n, c * kh * kw * oh * columns)
+    dtype = np.result_type(g, w)
+    if wide:
+        dx = np.empty((n, cg * groups) + tuple(input_hw), dtype=dtype)
+    else:
+        dx = np.zeros((n, cg * groups) + padded_hw, dtype=dtype)
+    starts, step = _chunks(n, cg * groups * kh * kw * oh * columns)
     for start in starts:
         grad = grad_columns(g[start:start + step], groups, columns)
-        b = grad.shape[-1] // (oh * columns)
         # (G, C/G*KH*KW, F/G) @ (G, F/G, B*OH*width) -> (G, C/G*KH*KW, B*OH*width)
-        cols = np.matmul(weight_t, grad).reshape(c, kh, kw, b, oh, columns)
+        cols = np.matmul(weight_t, grad).reshape(cg * groups, kh, kw, -1, oh, columns)
+        chunk = slice(start, start + cols.shape[3])
         if wide:
-            flat = xp[start:start + b].reshape(b, c, -1)
-            for i in range(kh):
-                for j in range(kw):
-                    begin = i * dilation[0] * columns + j * dilation[1]
-                    run = flat[:, :, begin:begin + oh * columns]
-                    run += cols[:, i, j].reshape(c, b, -1).swapaxes(0, 1)
+            padded = _wide_col2im(cols, padded_hw, dilation)  # (C, B, Hp, Wp)
+            dx[chunk] = padded[:, :, top:top + input_hw[0],
+                               left:left + input_hw[1]].transpose(1, 0, 2, 3)
         else:
-            col2im_add(xp[start:start + b], cols.transpose(3, 0, 1, 2, 4, 5), stride, dilation)
-    return xp[:, :, top:top + h, left:left + width]
+            col2im_add(dx[chunk], cols.transpose(3, 0, 1, 2, 4, 5), stride, dilation)
+    return dx if wide else dx[:, :, top:top + input_hw[0], left:left + input_hw[1]]
+
+
+def _wide_col2im(cols: np.ndarray, padded_hw: tuple[int, int],
+                 dilation: tuple[int, int]) -> np.ndarray:
+    """Stride 1, wide columns (C, KH, KW, B, OH, W): each kernel offset adds one contiguous
+    run per (channel, image) (see _Im2col). Returns (C, B, Hp, Wp)."""
+    c, kh, kw, b, oh, width = cols.shape
+    padded = np.zeros((c, b, padded_hw[0] + 1, width), dtype=cols.dtype)  # + a spare row
+    flat = padded.reshape(c, b, -1)
+    for i in range(kh):
+        for j in range(kw):
+            begin = i * dilation[0] * width + j * dilation[1]
+            run = flat[:, :, begin:begin + oh * width]
+            run += cols[:, i, j].reshape(c, b, -1)
+    return padded[:, :, :padded_hw[0]]
 
 
 # ----------------------------------------------------------------------------- primitives
