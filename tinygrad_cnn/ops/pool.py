@@ -18,8 +18,8 @@ import numpy as np
 
 from ..autograd import Context, Function
 from ..tensor import Tensor
-from .conv import StridePhases
 from .registry import Sample, defop
+from .windows import StridePhases
 
 
 def _offsets(kernel: tuple[int, int]) -> list[tuple[int, int, int]]:
