@@ -87,3 +87,23 @@ def test_dtype_follows_the_input():
         w = np.ones((2, 1, 3, 3), dtype)
         assert F.conv2d(x, w, np.zeros(2, dtype)).dtype == dtype
         assert F.max_pool2d(x, 2).dtype == dtype and F.avg_pool2d(x, 2).dtype == dtype
+
+
+def test_dropout_is_inverted_and_reproducible():
+    x = np.ones((200, 50))
+    kept = F.dropout(x, 0.3, True, np.random.default_rng(0)).data
+    assert set(np.unique(kept)) == {0.0, 1 / 0.7}
+    assert abs((kept == 0).mean() - 0.3) < 0.02 and abs(kept.mean() - 1) < 0.03
+    again = F.dropout(x, 0.3, True, np.random.default_rng(0)).data
+    np.testing.assert_array_equal(kept, again)
+    np.testing.assert_array_equal(F.dropout(x, 0.3, training=False).data, x)
+    assert F.dropout(x, 1.0).data.sum() == 0
+
+
+def test_tensor_methods_call_the_functional_ops():
+    from tinygrad_cnn import Tensor
+    x = Tensor(np.ones((1, 2, 6, 6)), requires_grad=True)
+    w = np.ones((3, 2, 3, 3))
+    np.testing.assert_array_equal(x.conv2d(w, padding=1).data, F.conv2d(x, w, padding=1).data)
+    assert x.max_pool2d(2).shape == (1, 2, 3, 3) and x.avg_pool2d(3, stride=3).shape == (
+        1, 2, 2, 2)
