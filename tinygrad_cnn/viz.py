@@ -120,7 +120,7 @@ def op_label(node: Context) -> str:
         pad = params["padding"]
         return text + (f" pad={_format_value(pad)}" if any(pad) else "")
     shown = {k: v for k, v in params.items()
-             if k not in ("winner", "divisor", "input_hw", "kernel", "output_hw")}
+             if k not in ("winner", "divisor", "input_hw", "kernel", "output_hw", "columns")}
     if node.name.startswith("conv2d"):
         shown = {k: v for k, v in shown.items()
                  if not (k == "groups" and v == 1) and not (k == "dilation" and v == (1, 1))}

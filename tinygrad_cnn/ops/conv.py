@@ -100,8 +100,12 @@ def grad_columns(g: np.ndarray, groups: int, width: int) -> np.ndarray:
 
 def conv2d_forward(x: np.ndarray, w: np.ndarray, stride: tuple[int, int],
                    padding: tuple[int, int, int, int], dilation: tuple[int, int],
-                   groups: int) -> np.ndarray:
-    """(N, C, H, W) * (F, C/G, KH, KW) -> (N, F, OH, OW), cross-correlation."""
+                   groups: int, keep: list | None = None) -> np.ndarray:
+    """(N, C, H, W) * (F, C/G, KH, KW) -> (N, F, OH, OW), cross-correlation.
+
+    When the whole batch fits in one chunk and `keep` is a list, the im2col columns are
+    appended to it, so that the weight gradient can reuse them (`columns=`).
+    """
     n = x.shape[0]
     f, cg, kh, kw = w.shape
     im2col = _Im2col(x, (kh, kw), stride, padding, dilation)
@@ -114,20 +118,26 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, stride: tuple[int, int],
         # (G, F/G, C/G*KH*KW) @ (G, C/G*KH*KW, B*OH*width) -> (G, F/G, B*OH*width)
         result = np.matmul(weight, cols.reshape(groups, cg * kh * kw, -1))
         out[start:start + b] = result.reshape(f, b, oh, width)[..., :ow].transpose(1, 0, 2, 3)
+    if keep is not None and len(im2col.starts) == 1:
+        keep.append(cols)
     return out
 
 
 def conv2d_weight_grad(x: np.ndarray, g: np.ndarray, kernel: tuple[int, int],
                        stride: tuple[int, int], padding: tuple[int, int, int, int],
-                       dilation: tuple[int, int], groups: int) -> np.ndarray:
-    """d<g, conv2d(x, w)>/dw: (N, C, H, W), (N, F, OH, OW) -> (F, C/G, KH, KW)."""
+                       dilation: tuple[int, int], groups: int,
+                       columns: np.ndarray | None = None) -> np.ndarray:
+    """d<g, conv2d(x, w)>/dw: (N, C, H, W), (N, F, OH, OW) -> (F, C/G, KH, KW).
+
+    `columns`: the im2col of the whole batch kept by `conv2d_forward`, if it has it.
+    """
     c = x.shape[1]
     f = g.shape[1]
     kh, kw = kernel
     im2col = _Im2col(x, kernel, stride, padding, dilation)
     total = np.zeros((groups, c // groups * kh * kw, f // groups), dtype=np.result_type(x, g))
     for start in im2col.starts:
-        cols = im2col.chunk(start)
+        cols = columns if columns is not None else im2col.chunk(start)
         grad = im2col.grad_columns(g[start:start + im2col.step], groups)
         # (G, C/G*KH*KW, B*OH*width) @ (G, B*OH*width, F/G), summed over chunks
         total += np.matmul(cols.reshape(groups, -1, cols.shape[1]), grad.swapaxes(-1, -2))
@@ -234,7 +244,10 @@ class Conv2d(Function):
 
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, w: np.ndarray, **geometry) -> np.ndarray:
-        return conv2d_forward(x, w, **geometry)
+        kept: list = []
+        out = conv2d_forward(x, w, **geometry, keep=kept if ctx.recording else None)
+        ctx.save_for_backward(*kept)  # the im2col of x, when small enough to keep
+        return out
 
     @staticmethod
     def backward(ctx: Context, g: Tensor) -> tuple:
@@ -243,8 +256,9 @@ class Conv2d(Function):
         geometry = _geometry(ctx.params)
         grad_x = Conv2dInputGrad.apply(g, w, input_hw=x.shape[2:], **geometry) \
             if need_x else None
-        grad_w = Conv2dWeightGrad.apply(x, g, kernel=w.shape[2:], **geometry) \
-            if need_w else None
+        columns = ctx.saved[0] if ctx.saved else None
+        grad_w = Conv2dWeightGrad.apply(x, g, kernel=w.shape[2:], columns=columns,
+                                        **geometry) if need_w else None
         return grad_x, grad_w
 
 
@@ -294,8 +308,8 @@ class Conv2dWeightGrad(Function):
 
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, g: np.ndarray, *, kernel: tuple[int, int],
-                **geometry) -> np.ndarray:
-        return conv2d_weight_grad(x, g, kernel, **geometry)
+                columns: np.ndarray | None = None, **geometry) -> np.ndarray:
+        return conv2d_weight_grad(x, g, kernel, **geometry, columns=columns)
 
     @staticmethod
     def backward(ctx: Context, v: Tensor) -> tuple:
