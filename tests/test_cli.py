@@ -48,3 +48,11 @@ def test_summary_command(capsys):
 def test_unknown_model_is_a_clear_error(capsys):
     assert cli.main(["summary", "--model", "resnet"]) == 2
     assert "unknown model 'resnet'" in capsys.readouterr().err
+
+
+def test_faster_kernels_only_offered_on_avx512_cpus_with_slower_kernels():
+    from tinygrad_cnn.config import faster_kernels_available
+    assert faster_kernels_available({"avx512": True, "kernels": "Haswell"})
+    assert not faster_kernels_available({"avx512": True, "kernels": "SkylakeX"})
+    assert not faster_kernels_available({"avx512": False, "kernels": "Haswell"})
+    assert not faster_kernels_available({"avx512": True, "kernels": None})

@@ -25,9 +25,7 @@ def _use_fast_kernels_if_possible(argv: Sequence[str]) -> None:
     if os.environ.get("OPENBLAS_CORETYPE") or os.environ.get("TINYGRAD_CNN_NO_REEXEC"):
         return
     info = config.blas_info()
-    kernels = (info["kernels"] or "").lower()
-    if info["avx512"] and kernels and "skylakex" not in kernels and "cooper" not in kernels \
-            and "sapphire" not in kernels:
+    if config.faster_kernels_available(info):
         print(f"tinygrad-cnn: CPU has AVX-512, OpenBLAS chose {info['kernels']}: re-running "
               f"with OPENBLAS_CORETYPE={config.FAST_CORETYPE}", file=sys.stderr)
         env = {**os.environ, "OPENBLAS_CORETYPE": config.FAST_CORETYPE,

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["blas_info", "cpu_has_avx512", "show_config", "FAST_CORETYPE"]
+__all__ = ["blas_info", "cpu_has_avx512", "faster_kernels_available", "show_config",
+           "FAST_CORETYPE"]
 
 FAST_CORETYPE = "SkylakeX"
 
@@ -69,10 +70,17 @@ def blas_info() -> dict:
             "avx512": cpu_has_avx512()}
 
 
-def _advice(info: dict) -> str:
+AVX512_KERNELS = ("skylakex", "cooperlake", "sapphirerapids")
+
+
+def faster_kernels_available(info: dict) -> bool:
+    """True when the CPU has AVX-512 but OpenBLAS runs kernels without it."""
     kernels = (info["kernels"] or "").lower()
-    if info["avx512"] and "skylakex" not in kernels and "cooperlake" not in kernels \
-            and "sapphire" not in kernels:
+    return info["avx512"] and bool(kernels) and not kernels.startswith(AVX512_KERNELS)
+
+
+def _advice(info: dict) -> str:
+    if faster_kernels_available(info):
         return (f"This CPU has AVX-512 but OpenBLAS uses its {info['kernels']} kernels: set "
                 f"OPENBLAS_CORETYPE={FAST_CORETYPE} before Python starts (export it in your "
                 "shell) to use the AVX-512 kernels; results are identical.")
