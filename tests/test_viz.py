@@ -147,3 +147,8 @@ def test_summary_of_one_conv_layer():
     rows = tg.summary(lambda x, w, b: F.conv2d(x, w, b, stride=2, padding=1),
                       np.ones((1, 3, 32, 32), np.float32), w, b)
     assert rows[-1]["params"] == 3_860 and rows[-1]["output_shape"] == (1, 20, 14, 14)
+
+
+def test_missing_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="the folder .*nowhere does not exist"):
+        tg.draw_graph(small_graph()[2], path=tmp_path / "nowhere" / "g.svg")

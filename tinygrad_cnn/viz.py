@@ -349,6 +349,9 @@ def draw_graph(*outputs: Tensor, path: str | os.PathLike, format: str | None = N
     renderer still leaves something to look at; then `RendererNotFound` says what to install.
     """
     path = Path(path)
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"draw_graph: cannot write {path}: the folder {path.parent} "
+                                "does not exist")
     fmt = (format or path.suffix.lstrip(".") or "svg").lower()
     source = to_dot(*outputs, **to_dot_options).source
     if fmt in ("dot", "gv"):
