@@ -177,3 +177,16 @@ def test_conv_with_nan_and_inf_computes_like_numpy():
     x[0, 0, 2, 2] = np.inf
     out = F.conv2d(x, np.ones((1, 1, 2, 2))).data[0, 0]
     assert np.isnan(out[0, 0]) and np.isinf(out[1, 1]) and out[0, 1] == 4
+
+
+def test_max_pool_indices_with_and_without_a_graph():
+    x = np.random.default_rng(5).standard_normal((2, 3, 7, 6))
+    options = dict(kernel_size=3, stride=2, padding=1, ceil_mode=True, return_indices=True)
+    plain_out, plain_indices = F.max_pool2d(x, **options)
+    out, indices = F.max_pool2d(Tensor(x, requires_grad=True), **options)
+    np.testing.assert_array_equal(indices.data, plain_indices.data)
+    flat = x.reshape(2, 3, -1)
+    picked = np.take_along_axis(flat, indices.data.reshape(2, 3, -1), axis=2)
+    np.testing.assert_array_equal(picked.reshape(out.shape), out.data)
+    _, single = F.max_pool2d(x[0], **options)
+    np.testing.assert_array_equal(single.data, plain_indices.data[0])

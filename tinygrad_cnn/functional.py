@@ -251,17 +251,20 @@ def max_pool2d(x: Any, kernel_size: IntPair, stride: IntPair | None = None,
                               ceil_mode)
     out_hw = geometry.pop("out_hw")
     out = MaxPool2d.apply(x, **geometry)
+    if return_indices:  # the winners of this very call: saved by the node, else recomputed
+        winner = out.grad_fn.saved[0] if out.grad_fn is not None else \
+            max_pool_forward(x.data, **geometry)[1]
+        indices = Tensor(_max_indices(x.data, winner, geometry, out_hw))
     if unbatch:
         out = out.reshape(out.shape[1:])
-    if not return_indices:
-        return out
-    indices = _max_indices(x.data, geometry, out_hw)
-    return out, Tensor(indices[0] if unbatch else indices)
+        indices = indices.reshape(indices.shape[1:]) if return_indices else None
+    return (out, indices) if return_indices else out
 
 
-def _max_indices(x: np.ndarray, geometry: dict, out_hw: tuple[int, int]) -> np.ndarray:
-    """Flat input-plane index h*W + w of each window's winner."""
-    _, winner = max_pool_forward(x, **geometry)
+def _max_indices(x: np.ndarray, winner: np.ndarray, geometry: dict,
+                 out_hw: tuple[int, int]) -> np.ndarray:
+    """Flat input-plane index h*W + w of each window's winner (its kernel offset)."""
+    winner = winner.astype(np.int64)
     kw, (sh, sw), (dh, dw) = geometry["kernel"][1], geometry["stride"], geometry["dilation"]
     top, left = geometry["padding"][0], geometry["padding"][2]
     rows = np.arange(out_hw[0])[:, None] * sh - top + (winner // kw) * dh

@@ -262,14 +262,19 @@ class Conv2d(Function):
         return grad_x, grad_w
 
 
-def _input_grad_samples(rng: np.random.Generator) -> list[Sample]:
-    samples = []
+def _with_upstream(rng: np.random.Generator) -> list[tuple]:
+    """The conv samples with a random upstream gradient g: (x, w, g, params, label)."""
+    cases = []
     for s in _conv_samples(rng):
         x, w = s.args
-        out = conv2d_forward(x, w, **s.params)
-        samples.append(Sample((rng.standard_normal(out.shape), w),
-                              {**s.params, "input_hw": x.shape[2:]}, s.label))
-    return samples
+        g = rng.standard_normal(conv2d_forward(x, w, **s.params).shape)
+        cases.append((x, w, g, s.params, s.label))
+    return cases
+
+
+def _input_grad_samples(rng: np.random.Generator) -> list[Sample]:
+    return [Sample((g, w), {**params, "input_hw": x.shape[2:]}, label)
+            for x, w, g, params, label in _with_upstream(rng)]
 
 
 @defop("conv2d_input_grad", samples=_input_grad_samples)
@@ -293,13 +298,8 @@ class Conv2dInputGrad(Function):
 
 
 def _weight_grad_samples(rng: np.random.Generator) -> list[Sample]:
-    samples = []
-    for s in _conv_samples(rng):
-        x, w = s.args
-        out = conv2d_forward(x, w, **s.params)
-        samples.append(Sample((x, rng.standard_normal(out.shape)),
-                              {**s.params, "kernel": w.shape[2:]}, s.label))
-    return samples
+    return [Sample((x, g), {**params, "kernel": w.shape[2:]}, label)
+            for x, w, g, params, label in _with_upstream(rng)]
 
 
 @defop("conv2d_weight_grad", samples=_weight_grad_samples)
