@@ -20,6 +20,7 @@ import sys
 import time
 
 import numpy as np
+from peer import import_torch, interleaved_medians  # benchmarks/peer.py
 
 import tinygrad_cnn as tg
 import tinygrad_cnn.functional as F
@@ -31,12 +32,7 @@ torch = None  # imported in main(), never in the subprocess that measures our me
 
 def _import_torch() -> None:
     global torch
-    try:
-        import torch as torch_module
-    except ImportError:
-        return
-    torch_module.set_num_threads(2)
-    torch = torch_module
+    torch = import_torch()
 
 CONV_CASES = [  # name, x shape, weight shape, stride, padding, bar (x PyTorch)
     ("conv LeNet-1", (64, 1, 28, 28), (6, 1, 5, 5), 1, 2, 2.0),
@@ -67,19 +63,6 @@ def torch_step(fn, arrays, options):
     tensors = [torch.tensor(a, requires_grad=True) for a in arrays]
     upstream = torch.ones(fn(*tensors, **options).shape)
     return lambda: torch.autograd.grad(fn(*tensors, **options), tensors, upstream)
-
-
-def interleaved_medians(steps: list, repeats: int) -> list[float]:
-    """Median milliseconds of each step, run alternately `repeats` times after a warm-up."""
-    times = [[] for _ in steps]
-    for step in steps:
-        step()
-    for _ in range(repeats):
-        for k, step in enumerate(steps):
-            start = time.perf_counter()
-            step()
-            times[k].append(time.perf_counter() - start)
-    return [1e3 * float(np.median(t)) for t in times]
 
 
 def case_arrays(x_shape: tuple, w_shape: tuple | None = None) -> list[np.ndarray]:

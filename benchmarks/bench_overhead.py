@@ -14,6 +14,7 @@ import argparse
 import time
 
 import numpy as np
+from peer import import_torch  # benchmarks/peer.py
 
 import tinygrad_cnn as tg
 
@@ -51,11 +52,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=21)
     args = parser.parse_args()
-    try:
-        import torch
-        torch.set_num_threads(2)
-    except ImportError:
-        torch = None
+    torch = import_torch()
     runs = {"tinygrad_cnn": [], "torch": []}
     for _ in range(args.repeats + 1):  # the first round warms up and is dropped
         runs["tinygrad_cnn"].append(ours_chain())

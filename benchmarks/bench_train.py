@@ -19,6 +19,7 @@ import argparse
 import time
 
 import numpy as np
+from peer import import_torch, interleaved_medians  # benchmarks/peer.py
 
 import tinygrad_cnn.functional as F
 from tinygrad_cnn import data, models, optim, train
@@ -56,24 +57,11 @@ def torch_step(torch, batch: int = 64):
 
 
 def step_times(repeats: int) -> None:
-    try:
-        import torch
-        torch.set_num_threads(2)
-    except ImportError:
-        torch = None
+    torch = import_torch()
     steps = {"tinygrad_cnn": our_step()}
     if torch is not None:
         steps["torch"] = torch_step(torch)
-    times = {name: [] for name in steps}
-    for _ in range(3):
-        for step in steps.values():
-            step()
-    for _ in range(repeats):
-        for name, step in steps.items():
-            start = time.perf_counter()
-            step()
-            times[name].append(time.perf_counter() - start)
-    medians = {name: 1e3 * float(np.median(t)) for name, t in times.items()}
+    medians = dict(zip(steps, interleaved_medians(list(steps.values()), repeats, warmup=3)))
     print(f"LeNet-5 training step, batch 64, 1x28x28, median of {repeats} interleaved runs:")
     for name, ms in medians.items():
         print(f"  {name:<13} {ms:7.2f} ms")

@@ -18,6 +18,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from ..autograd import Context, Function
 from ..tensor import Tensor
+from . import scratch
 from .registry import Sample, defop
 from .windows import col2im_add, out_size, pad_spatial, window_view
 
@@ -43,8 +44,10 @@ class _Im2col:
     """
 
     def __init__(self, x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int],
-                 padding: tuple[int, int, int, int], dilation: tuple[int, int]) -> None:
+                 padding: tuple[int, int, int, int], dilation: tuple[int, int],
+                 keep_cols: bool = False) -> None:
         n, c, h, w = x.shape
+        self.keep_cols = keep_cols  # columns in a fresh array (kept for backward)
         self.x, self.kernel, self.stride, self.dilation = x, kernel, stride, dilation
         self.top, self.left = padding[0], padding[2]
         padded_hw = (h + padding[0] + padding[1], w + padding[2] + padding[3])
@@ -56,9 +59,11 @@ class _Im2col:
                                          * self.width)
         batch = min(self.step, n)
         spare_row = 1 if self.wide else 0  # wide runs of the last row read one row past
-        self.padded = np.zeros((batch, c, padded_hw[0] + spare_row, padded_hw[1]),
-                               dtype=x.dtype) if any(padding) or self.wide else None
-        self.cols = np.empty((c,) + kernel + (batch, self.out_hw[0], self.width), dtype=x.dtype)
+        self.padded = scratch.take("im2col.padded", (batch, c, padded_hw[0] + spare_row,
+                                                     padded_hw[1]), x.dtype, zero=True) \
+            if any(padding) or self.wide else None
+        self.cols_shape = (c,) + kernel + (batch, self.out_hw[0], self.width)
+        self.cols: np.ndarray | None = None  # allocated by the first chunk
 
     def chunk(self, start: int) -> np.ndarray:
         """Columns (C*KH*KW, B*OH*width) of images start .. start + B."""
@@ -67,6 +72,9 @@ class _Im2col:
         if self.padded is not None:
             self.padded[:b, :, self.top:self.top + h, self.left:self.left + w] = chunk
             chunk = self.padded[:b]
+        if self.cols is None:
+            self.cols = np.empty(self.cols_shape, dtype=self.x.dtype) if self.keep_cols \
+                else scratch.take("im2col.cols", self.cols_shape, self.x.dtype)
         cols = self.cols[:, :, :, :b]
         if self.wide:
             np.copyto(cols, self._wide_view(chunk))
@@ -89,13 +97,11 @@ class _Im2col:
 
 def grad_columns(g: np.ndarray, groups: int, width: int) -> np.ndarray:
     """Upstream gradient of a chunk (B, F, OH, OW) as (G, F/G, B*OH*width), zero in the
-    garbage positions of wide columns (width > OW)."""
+    garbage positions of wide columns (width > OW). A work buffer (see `scratch`)."""
     b, f, oh, ow = g.shape
-    if width == ow:
-        return np.ascontiguousarray(g.transpose(1, 0, 2, 3)).reshape(groups, f // groups, -1)
-    wide = np.zeros((f, b, oh, width), dtype=g.dtype)
-    wide[..., :ow] = g.transpose(1, 0, 2, 3)
-    return wide.reshape(groups, f // groups, -1)
+    columns = scratch.take("conv.grad_columns", (f, b, oh, width), g.dtype, zero=width > ow)
+    columns[..., :ow] = g.transpose(1, 0, 2, 3)
+    return columns.reshape(groups, f // groups, -1)
 
 
 def conv2d_forward(x: np.ndarray, w: np.ndarray, stride: tuple[int, int],
@@ -108,7 +114,7 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, stride: tuple[int, int],
     """
     n = x.shape[0]
     f, cg, kh, kw = w.shape
-    im2col = _Im2col(x, (kh, kw), stride, padding, dilation)
+    im2col = _Im2col(x, (kh, kw), stride, padding, dilation, keep_cols=keep is not None)
     (oh, ow), width = im2col.out_hw, im2col.width
     weight = w.reshape(groups, f // groups, cg * kh * kw)
     out = np.empty((n, f, oh, ow), dtype=np.result_type(x, w))
@@ -116,11 +122,17 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, stride: tuple[int, int],
         cols = im2col.chunk(start)
         b = cols.shape[1] // (oh * width)
         # (G, F/G, C/G*KH*KW) @ (G, C/G*KH*KW, B*OH*width) -> (G, F/G, B*OH*width)
-        result = np.matmul(weight, cols.reshape(groups, cg * kh * kw, -1))
+        result = _product(weight, cols.reshape(groups, cg * kh * kw, -1))
         out[start:start + b] = result.reshape(f, b, oh, width)[..., :ow].transpose(1, 0, 2, 3)
     if keep is not None and len(im2col.starts) == 1:
         keep.append(cols)
     return out
+
+
+def _product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a @ b into a work buffer (see `scratch`)."""
+    out = scratch.take("conv.product", a.shape[:-1] + b.shape[-1:], np.result_type(a, b))
+    return np.matmul(a, b, out=out)
 
 
 def conv2d_weight_grad(x: np.ndarray, g: np.ndarray, kernel: tuple[int, int],
@@ -160,11 +172,11 @@ def conv2d_input_grad(g: np.ndarray, w: np.ndarray, input_hw: tuple[int, int],
                 dilation[1] * (kw - 1) - padding[2], dilation[1] * (kw - 1) - padding[3])
     exact = (oh + full_pad[0] + full_pad[1] - dilation[0] * (kh - 1),
              ow + full_pad[2] + full_pad[3] - dilation[1] * (kw - 1)) == tuple(input_hw)
-    if stride == (1, 1) and exact and min(full_pad) >= 0 \
-            and f * input_hw[0] * input_hw[1] <= cg * groups * oh * ow:
+    if stride != (1, 1) or not exact:
+        return _col2im_input_grad(g, w, input_hw, stride, padding, dilation, groups)
+    if min(full_pad) >= 0 and f * input_hw[0] * input_hw[1] <= cg * groups * oh * ow:
         return conv2d_forward(g, _flip_kernel(w, groups), (1, 1), full_pad, dilation, groups)
-    return _col2im_input_grad(g, w, input_hw, stride, padding, dilation, groups,
-                              wide=stride == (1, 1) and exact)
+    return _overlap_add_input_grad(g, w, input_hw, padding, dilation, groups)
 
 
 def _flip_kernel(w: np.ndarray, groups: int) -> np.ndarray:
@@ -177,47 +189,68 @@ def _flip_kernel(w: np.ndarray, groups: int) -> np.ndarray:
 
 def _col2im_input_grad(g: np.ndarray, w: np.ndarray, input_hw: tuple[int, int],
                        stride: tuple[int, int], padding: tuple[int, int, int, int],
-                       dilation: tuple[int, int], groups: int, wide: bool) -> np.ndarray:
+                       dilation: tuple[int, int], groups: int) -> np.ndarray:
     """col2im of w^T g, one batch chunk at a time."""
     n, f, oh, ow = g.shape
     _, cg, kh, kw = w.shape
     top, left = padding[0], padding[2]
     padded_hw = (input_hw[0] + padding[0] + padding[1], input_hw[1] + padding[2] + padding[3])
-    columns = padded_hw[1] if wide else ow
     weight_t = w.reshape(groups, f // groups, cg * kh * kw).swapaxes(-1, -2)
-    dtype = np.result_type(g, w)
-    if wide:
-        dx = np.empty((n, cg * groups) + tuple(input_hw), dtype=dtype)
-    else:
-        dx = np.zeros((n, cg * groups) + padded_hw, dtype=dtype)
-    starts, step = _chunks(n, cg * groups * kh * kw * oh * columns)
+    dx = np.zeros((n, cg * groups) + padded_hw, dtype=np.result_type(g, w))
+    starts, step = _chunks(n, cg * groups * kh * kw * oh * ow)
     for start in starts:
-        grad = grad_columns(g[start:start + step], groups, columns)
-        # (G, C/G*KH*KW, F/G) @ (G, F/G, B*OH*width) -> (G, C/G*KH*KW, B*OH*width)
-        cols = np.matmul(weight_t, grad).reshape(cg * groups, kh, kw, -1, oh, columns)
-        chunk = slice(start, start + cols.shape[3])
-        if wide:
-            padded = _wide_col2im(cols, padded_hw, dilation)  # (C, B, Hp, Wp)
-            dx[chunk] = padded[:, :, top:top + input_hw[0],
-                               left:left + input_hw[1]].transpose(1, 0, 2, 3)
-        else:
-            col2im_add(dx[chunk], cols.transpose(3, 0, 1, 2, 4, 5), stride, dilation)
-    return dx if wide else dx[:, :, top:top + input_hw[0], left:left + input_hw[1]]
+        grad = grad_columns(g[start:start + step], groups, ow)
+        # (G, C/G*KH*KW, F/G) @ (G, F/G, B*OH*OW) -> (G, C/G*KH*KW, B*OH*OW)
+        cols = _product(weight_t, grad).reshape(cg * groups, kh, kw, -1, oh, ow)
+        col2im_add(dx[start:start + cols.shape[3]], cols.transpose(3, 0, 1, 2, 4, 5), stride,
+                   dilation)
+    return dx[:, :, top:top + input_hw[0], left:left + input_hw[1]]
 
 
-def _wide_col2im(cols: np.ndarray, padded_hw: tuple[int, int],
-                 dilation: tuple[int, int]) -> np.ndarray:
-    """Stride 1, wide columns (C, KH, KW, B, OH, W): each kernel offset adds one contiguous
-    run per (channel, image) (see _Im2col). Returns (C, B, Hp, Wp)."""
-    c, kh, kw, b, oh, width = cols.shape
-    padded = np.zeros((c, b, padded_hw[0] + 1, width), dtype=cols.dtype)  # + a spare row
-    flat = padded.reshape(c, b, -1)
-    for i in range(kh):
-        for j in range(kw):
-            begin = i * dilation[0] * width + j * dilation[1]
-            run = flat[:, :, begin:begin + oh * width]
-            run += cols[:, i, j].reshape(c, b, -1)
-    return padded[:, :, :padded_hw[0]]
+def _overlap_add_input_grad(g: np.ndarray, w: np.ndarray, input_hw: tuple[int, int],
+                            padding: tuple[int, int, int, int], dilation: tuple[int, int],
+                            groups: int) -> np.ndarray:
+    """Stride 1: col2im as overlap-add of whole padded planes laid end to end.
+
+    g is laid at the top left of zero planes (F, 1 + B, Hp, Wp), the first a margin, and
+    cols = w^T g is one product over all of them. With p a flat index into the planes,
+      dxp[c, p] = sum_{i,j} cols[(c, i, j), p - i*dh*Wp - j*dw],
+    one sum over a strided view. A shift past the left of a row or the top of a plane lands
+    on the zeros beyond OW columns or OH rows of the row or plane before
+    (Hp = OH + dh*(KH-1), Wp = OW + dw*(KW-1)).
+    """
+    n, f, oh, ow = g.shape
+    _, cg, kh, kw = w.shape
+    c, (top, left) = cg * groups, (padding[0], padding[2])
+    hp, wp = input_hw[0] + padding[0] + padding[1], input_hw[1] + padding[2] + padding[3]
+    weight_t = w.reshape(groups, f // groups, cg * kh * kw).swapaxes(-1, -2)
+    dx = np.empty((n, c) + tuple(input_hw), dtype=np.result_type(g, w))
+    starts, step = _chunks(n, c * kh * kw * hp * wp)
+    for start in starts:
+        chunk = g[start:start + step]
+        b = len(chunk)
+        planes = scratch.take("conv.planes", (f, 1 + b, hp, wp), g.dtype, zero=True)
+        planes[:, 1:, :oh, :ow] = chunk.transpose(1, 0, 2, 3)
+        # (G, C/G*KH*KW, F/G) @ (G, F/G, (1 + B)*Hp*Wp)
+        cols = _product(weight_t, planes.reshape(groups, f // groups, -1))
+        summed = scratch.take("conv.summed", (c, b * hp * wp), cols.dtype)
+        _shifted_sum(cols.reshape(c, kh, kw, -1), hp * wp, (dilation[0] * wp, dilation[1]),
+                     out=summed)
+        dx[start:start + b] = summed.reshape(c, b, hp, wp)[
+            :, :, top:top + input_hw[0], left:left + input_hw[1]].transpose(1, 0, 2, 3)
+    return dx
+
+
+def _shifted_sum(cols: np.ndarray, margin: int, shifts: tuple[int, int],
+                 out: np.ndarray) -> None:
+    """(C, KH, KW, margin + L) -> out (C, L):
+    out[c, p] = sum_{i,j} cols[c, i, j, margin + p - i*shifts[0] - j*shifts[1]]."""
+    c, kh, kw, size = cols.shape
+    assert (kh - 1) * shifts[0] + (kw - 1) * shifts[1] <= margin, "shift past the margin"
+    sc, si, sj, item = cols.strides
+    view = as_strided(cols[..., margin:], (c, kh, kw, size - margin),
+                      (sc, si - shifts[0] * item, sj - shifts[1] * item, item), writeable=False)
+    np.sum(view, axis=(1, 2), out=out)
 
 
 # ----------------------------------------------------------------------------- primitives
