@@ -74,30 +74,48 @@ def case_arrays(x_shape: tuple, w_shape: tuple | None = None) -> list[np.ndarray
     return arrays
 
 
-def measure(repeats: int) -> list[dict]:
+def measure(repeats: int, frameworks: tuple[str, ...] = ("ours", "torch")) -> list[dict]:
+    """Rows of median ms per case, for our ops and PyTorch's (when installed and asked for)."""
+    use_torch = torch is not None and "torch" in frameworks
     rows = []
     for name, x_shape, w_shape, stride, padding, bar in CONV_CASES:
         arrays = case_arrays(x_shape, w_shape)
         options = {"stride": stride, "padding": padding}
         ours, out_shape = ours_step(F.conv2d, arrays, options)
-        steps = [ours] + ([torch_step(torch.nn.functional.conv2d, arrays, options)]
-                          if torch else [])
-        times = interleaved_medians(steps, repeats)
-        rows.append({"case": name, "ms": times[0], "torch_ms": times[1] if torch else None,
-                     "gflops": conv_flops(x_shape, w_shape, out_shape) / times[0] / 1e6,
-                     "bar": bar})
-    for kind, ours_fn, torch_name in [("max_pool2d", F.max_pool2d, "max_pool2d"),
-                                      ("avg_pool2d", F.avg_pool2d, "avg_pool2d")]:
+        peer = torch_step(torch.nn.functional.conv2d, arrays, options) if use_torch else None
+        row = timed_row(name, ours if "ours" in frameworks else None, peer, repeats, bar)
+        rows.append({**row, "flops": conv_flops(x_shape, w_shape, out_shape)})
+    for kind, ours_fn in [("max_pool2d", F.max_pool2d), ("avg_pool2d", F.avg_pool2d)]:
         for name, x_shape, kernel, stride, padding in POOL_CASES:
             options = {"kernel_size": kernel, "stride": stride, "padding": padding}
             arrays = case_arrays(x_shape)
-            steps = [ours_step(ours_fn, arrays, options)[0]]
-            if torch:
-                steps.append(torch_step(getattr(torch.nn.functional, torch_name), arrays,
-                                        options))
-            times = interleaved_medians(steps, repeats)
-            rows.append({"case": f"{kind} {name}", "ms": times[0],
-                         "torch_ms": times[1] if torch else None, "gflops": None, "bar": 2.0})
+            ours = ours_step(ours_fn, arrays, options)[0] if "ours" in frameworks else None
+            peer = torch_step(getattr(torch.nn.functional, kind), arrays, options) \
+                if use_torch else None
+            rows.append(timed_row(f"{kind} {name}", ours, peer, repeats, 2.0))
+    return rows
+
+
+def timed_row(case: str, ours, peer, repeats: int, bar: float) -> dict:
+    """Interleaved medians of the steps given (None: not measured)."""
+    steps = [step for step in (ours, peer) if step is not None]
+    times = iter(interleaved_medians(steps, repeats))
+    return {"case": case, "ms": next(times) if ours else None,
+            "torch_ms": next(times) if peer else None, "flops": None, "bar": bar}
+
+
+def separate_processes(repeats: int, rounds: int) -> list[dict]:
+    """Each framework alone in fresh processes, `rounds` times alternately; per case the
+    median over rounds of each process's median."""
+    runs = {"ours": [], "torch": []}
+    for _ in range(rounds):
+        for framework in runs:
+            runs[framework].append(json.loads(in_subprocess(
+                "--json", "--repeats", str(repeats), "--framework", framework)))
+    rows = runs["ours"][0]
+    for k, row in enumerate(rows):
+        row["ms"] = float(np.median([run[k]["ms"] for run in runs["ours"]]))
+        row["torch_ms"] = float(np.median([run[k]["torch_ms"] for run in runs["torch"]]))
     return rows
 
 
@@ -163,7 +181,8 @@ def print_table(rows: list[dict], fast_rows: list[dict] | None) -> None:
     for k, row in enumerate(rows):
         ratio = row["ms"] / row["torch_ms"] if row["torch_ms"] else None
         verdict = "" if ratio is None else ("yes" if ratio <= row["bar"] else "NO")
-        line = (f"{row['case']:<22} {row['ms']:>9.2f} {number(row['gflops'], 1):>8} "
+        gflops = row["flops"] / row["ms"] / 1e6 if row["flops"] else None
+        line = (f"{row['case']:<22} {row['ms']:>9.2f} {number(gflops, 1):>8} "
                 f"{number(row['torch_ms'], 2):>9} {number(ratio, 2):>6} {row['bar']:>5.1f} "
                 f"{verdict:>3}")
         if fast_rows:
@@ -175,16 +194,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats, no loops")
     parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--separate", action="store_true",
+                        help="time each framework alone in its own processes (no interleaving)")
     parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--framework", choices=["ours", "torch"], help=argparse.SUPPRESS)
     parser.add_argument("--memory", choices=["ours", "torch"], help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.memory != "ours":
+    if args.memory != "ours" and args.framework != "ours":
         _import_torch()
     if args.memory:
         print(peak_memory_mb(args.memory))
         return
     repeats = 5 if args.quick else args.repeats
-    rows = measure(repeats)
+    if args.separate:
+        rows = separate_processes(repeats, rounds=3)
+        print(f"each framework alone in its own process, 3 rounds of {repeats} repeats:")
+        print_table(rows, None)
+        return
+    rows = measure(repeats, (args.framework,) if args.framework else ("ours", "torch"))
     if args.json:
         print(json.dumps(rows))
         return

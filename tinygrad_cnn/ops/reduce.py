@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import numbers
 from typing import Any
 
@@ -150,5 +151,5 @@ def reduce_min(x: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:
 def mean(x: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:
     """Sum divided by the number of reduced elements."""
     axis = normalize_axis("mean", axis, x.ndim)
-    count = x.size if axis is None else int(np.prod([x.shape[a] for a in axis]))
+    count = x.size if axis is None else math.prod(x.shape[a] for a in axis)
     return Sum.apply(x, axis=axis, keepdims=bool(keepdims)) * (1.0 / max(count, 1))

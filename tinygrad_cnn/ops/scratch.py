@@ -11,6 +11,7 @@ the same role.
 
 from __future__ import annotations
 
+import math
 import threading
 
 import numpy as np
@@ -29,7 +30,7 @@ def take(role: str, shape: tuple[int, ...], dtype: np.dtype, zero: bool = False
     """A C-contiguous array of `shape` on this thread's buffer for `role` (uninitialised
     unless `zero`). It stays valid until the next `take` of the same role on this thread."""
     dtype = np.dtype(dtype)
-    nbytes = int(np.prod(shape)) * dtype.itemsize
+    nbytes = math.prod(shape) * dtype.itemsize
     buffer = _buffers.by_role.get(role)
     if buffer is None or buffer.nbytes < nbytes:
         buffer = _buffers.by_role[role] = np.empty(max(nbytes, 1), dtype=np.uint8)

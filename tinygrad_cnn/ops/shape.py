@@ -3,6 +3,7 @@ getitem / index_add, pad, concatenate."""
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Sequence
 from typing import Any
@@ -54,7 +55,7 @@ def flatten(x: Tensor, start_axis: int = 0, end_axis: int = -1) -> Tensor:
     if start > end:
         raise ValueError(f"flatten: start_axis {start_axis} comes after end_axis {end_axis} "
                          f"for a tensor of shape {x.shape}")
-    merged = int(np.prod(x.shape[start:end + 1]))
+    merged = math.prod(x.shape[start:end + 1])
     return x.reshape(x.shape[:start] + (merged,) + x.shape[end + 1:])
 
 

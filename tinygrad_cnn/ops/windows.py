@@ -5,6 +5,8 @@ the conv and pooling primitives are built on these.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
@@ -64,7 +66,7 @@ class StridePhases:
         self.hw, self.padding, self.stride = (h, w), padding, stride
         padded_h, padded_w = h + padding[0] + padding[1], w + padding[2] + padding[3]
         self.plane_shape = (n, c, -(-padded_h // stride[0]), -(-padded_w // stride[1]))
-        self.plane_size = int(np.prod(self.plane_shape))
+        self.plane_size = math.prod(self.plane_shape)
         slack = self.plane_shape[2] * self.plane_shape[3]  # any shift is less than a plane
         keys = [(a, b) for a in range(stride[0]) for b in range(stride[1])]
         self.buffer = np.full(len(keys) * self.plane_size + slack, fill, dtype=dtype)
