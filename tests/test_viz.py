@@ -35,7 +35,7 @@ def test_dot_structure_of_a_small_graph():
     labels, edges = nodes_and_edges(dot)
     ops = sorted(label.split()[0] for label in labels.values()
                  if label.split()[0] in {"conv2d", "reshape", "add", "relu", "sum"})
-    assert ops == ["add", "conv2d", "relu", "reshape", "sum"]
+    assert ops == ["conv2d", "relu", "sum"]  # the bias is an input of conv2d
     by_label = {label.split("\n")[0]: node for node, label in labels.items()}
     assert "conv2d  stride=1  padding=0" in labels.values()
     assert labels[by_label["w"]] == "w\n(2, 1, 3, 3)" and "b" in by_label
@@ -134,7 +134,7 @@ def test_summary_of_lenet(capsys):
     assert total["op"] == "total" and total["params"] == 61_706
     convs = [row for row in rows if row["op"].startswith("conv2d")]
     assert [c["output_shape"] for c in convs] == [(1, 6, 28, 28), (1, 16, 10, 10)]
-    assert [c["params"] for c in convs] == [150, 2400]
+    assert [c["params"] for c in convs] == [156, 2416]  # weights and bias
     assert [c["macs"] for c in convs] == [6 * 28 * 28 * 25, 16 * 10 * 10 * 150]
     assert total["macs"] == 117_600 + 240_000 + 48_000 + 10_080 + 840
     printed = capsys.readouterr().out

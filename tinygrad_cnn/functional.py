@@ -156,10 +156,8 @@ def conv2d(x: Any, weight: Any, bias: Any = None, stride: IntPair = 1,
             for size, (b, a), k, s, d in zip(x.shape[2:], pads, kernel, stride, dilation)]
     _check_fits("conv2d", x.shape[2:], kernel, stride, pads, dilation, outs)
     x, weight, bias = _common_dtype(x, weight, bias)
-    out = Conv2d.apply(x, weight, stride=stride, padding=pad4, dilation=dilation,
-                       groups=int(groups))
-    if bias is not None:
-        out = out + bias.reshape(1, -1, 1, 1)
+    out = Conv2d.apply(x, weight, *([] if bias is None else [bias]), stride=stride,
+                       padding=pad4, dilation=dilation, groups=int(groups))
     return out.reshape(out.shape[1:]) if unbatch else out
 
 

@@ -106,8 +106,9 @@ def grad_columns(g: np.ndarray, groups: int, width: int) -> np.ndarray:
 
 def conv2d_forward(x: np.ndarray, w: np.ndarray, stride: tuple[int, int],
                    padding: tuple[int, int, int, int], dilation: tuple[int, int],
-                   groups: int, keep: list | None = None) -> np.ndarray:
-    """(N, C, H, W) * (F, C/G, KH, KW) -> (N, F, OH, OW), cross-correlation.
+                   groups: int, keep: list | None = None, bias: np.ndarray | None = None
+                   ) -> np.ndarray:
+    """(N, C, H, W) * (F, C/G, KH, KW) (+ bias (F,)) -> (N, F, OH, OW), cross-correlation.
 
     When the whole batch fits in one chunk and `keep` is a list, the im2col columns are
     appended to it, so that the weight gradient can reuse them (`columns=`).
@@ -118,12 +119,14 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, stride: tuple[int, int],
     (oh, ow), width = im2col.out_hw, im2col.width
     weight = w.reshape(groups, f // groups, cg * kh * kw)
     out = np.empty((n, f, oh, ow), dtype=np.result_type(x, w))
+    per_filter = np.zeros((f, 1, 1, 1), out.dtype) if bias is None else bias.reshape(f, 1, 1, 1)
     for start in im2col.starts:
         cols = im2col.chunk(start)
         b = cols.shape[1] // (oh * width)
         # (G, F/G, C/G*KH*KW) @ (G, C/G*KH*KW, B*OH*width) -> (G, F/G, B*OH*width)
         result = _product(weight, cols.reshape(groups, cg * kh * kw, -1))
-        out[start:start + b] = result.reshape(f, b, oh, width)[..., :ow].transpose(1, 0, 2, 3)
+        np.add(result.reshape(f, b, oh, width)[..., :ow], per_filter,
+               out=out[start:start + b].transpose(1, 0, 2, 3))
     if keep is not None and len(im2col.starts) == 1:
         keep.append(cols)
     return out
@@ -265,7 +268,10 @@ def _conv_samples(rng: np.random.Generator) -> list[Sample]:
         return Sample((rng.standard_normal(x_shape), rng.standard_normal(w_shape)), params,
                       label)
 
-    return [case((2, 2, 5, 5), (3, 2, 3, 3), "plain"),
+    with_bias = case((2, 3, 4, 5), (2, 3, 2, 2), "with bias", padding=(1, 1, 0, 0))
+    with_bias = Sample(with_bias.args + (rng.standard_normal(2),), with_bias.params,
+                       with_bias.label)
+    return [case((2, 2, 5, 5), (3, 2, 3, 3), "plain"), with_bias,
             case((1, 2, 6, 5), (2, 2, 2, 3), "stride 2, uneven padding", (2, 2), (1, 0, 1, 2)),
             case((1, 4, 5, 5), (4, 2, 3, 2), "groups 2, dilation", (1, 2), (1, 1, 0, 0),
                  (2, 1), 2)]
@@ -273,33 +279,37 @@ def _conv_samples(rng: np.random.Generator) -> list[Sample]:
 
 @defop("conv2d", samples=_conv_samples)
 class Conv2d(Function):
-    """Cross-correlation of (N, C, H, W) with (F, C/G, KH, KW) -> (N, F, OH, OW)."""
+    """Cross-correlation of (N, C, H, W) with (F, C/G, KH, KW), plus an optional bias (F,)
+    added in the same pass -> (N, F, OH, OW)."""
 
     @staticmethod
-    def forward(ctx: Context, x: np.ndarray, w: np.ndarray, **geometry) -> np.ndarray:
+    def forward(ctx: Context, x: np.ndarray, w: np.ndarray, *bias: np.ndarray,
+                **geometry) -> np.ndarray:
         kept: list = []
-        out = conv2d_forward(x, w, **geometry, keep=kept if ctx.recording else None)
+        out = conv2d_forward(x, w, **geometry, keep=kept if ctx.recording else None,
+                             bias=bias[0] if bias else None)
         ctx.save_for_backward(*kept)  # the im2col of x, when small enough to keep
         return out
 
     @staticmethod
     def backward(ctx: Context, g: Tensor) -> tuple:
-        x, w = ctx.inputs
-        need_x, need_w = ctx.needs_input_grad
+        x, w = ctx.inputs[:2]
+        need_x, need_w = ctx.needs_input_grad[:2]
+        grad_bias = (g.sum(axis=(0, 2, 3)),) if len(ctx.inputs) == 3 else ()
         geometry = _geometry(ctx.params)
         grad_x = Conv2dInputGrad.apply(g, w, input_hw=x.shape[2:], **geometry) \
             if need_x else None
         columns = ctx.saved[0] if ctx.saved else None
         grad_w = Conv2dWeightGrad.apply(x, g, kernel=w.shape[2:], columns=columns,
                                         **geometry) if need_w else None
-        return grad_x, grad_w
+        return (grad_x, grad_w) + grad_bias
 
 
 def _with_upstream(rng: np.random.Generator) -> list[tuple]:
     """The conv samples with a random upstream gradient g: (x, w, g, params, label)."""
     cases = []
     for s in _conv_samples(rng):
-        x, w = s.args
+        x, w = s.args[:2]
         g = rng.standard_normal(conv2d_forward(x, w, **s.params).shape)
         cases.append((x, w, g, s.params, s.label))
     return cases
