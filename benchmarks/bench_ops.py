@@ -2,8 +2,10 @@
 
     python benchmarks/bench_ops.py            # the table (about two minutes)
     python benchmarks/bench_ops.py --quick    # fewer repeats, no textbook loops
+    python benchmarks/bench_ops.py --separate # each framework alone, in its own processes
 
-float32, median of interleaved repeats (ours, then PyTorch's, alternately); backward uses a
+float32, median of interleaved repeats (ours, then PyTorch's, alternately; PyTorch's idle
+OpenMP threads are set to sleep rather than spin, see benchmarks/peer.py); backward uses a
 random upstream gradient and returns the gradients of every input (no accumulation). Peak
 memory of the 32x64x32x32 conv is measured in fresh processes (peak RSS minus the RSS before
 the step, from /proc/self/status, with the peak reset just before). PyTorch is optional:
@@ -30,9 +32,9 @@ from tinygrad_cnn.config import FAST_CORETYPE, blas_info, cpu_has_avx512
 torch = None  # imported in main(), never in the subprocess that measures our memory
 
 
-def _import_torch() -> None:
+def _import_torch(passive: bool = True) -> None:
     global torch
-    torch = import_torch()
+    torch = import_torch(passive=passive)
 
 CONV_CASES = [  # name, x shape, weight shape, stride, padding, bar (x PyTorch)
     ("conv LeNet-1", (64, 1, 28, 28), (6, 1, 5, 5), 1, 2, 2.0),
@@ -115,7 +117,8 @@ def separate_processes(repeats: int, rounds: int) -> list[dict]:
     rows = runs["ours"][0]
     for k, row in enumerate(rows):
         row["ms"] = float(np.median([run[k]["ms"] for run in runs["ours"]]))
-        row["torch_ms"] = float(np.median([run[k]["torch_ms"] for run in runs["torch"]]))
+        torch_ms = [run[k]["torch_ms"] for run in runs["torch"]]
+        row["torch_ms"] = None if None in torch_ms else float(np.median(torch_ms))
     return rows
 
 
@@ -200,16 +203,16 @@ def main() -> None:
     parser.add_argument("--framework", choices=["ours", "torch"], help=argparse.SUPPRESS)
     parser.add_argument("--memory", choices=["ours", "torch"], help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.memory != "ours" and args.framework != "ours":
-        _import_torch()
-    if args.memory:
-        print(peak_memory_mb(args.memory))
-        return
     repeats = 5 if args.quick else args.repeats
-    if args.separate:
+    if args.separate:  # PyTorch alone keeps its default OpenMP wait policy
         rows = separate_processes(repeats, rounds=3)
         print(f"each framework alone in its own process, 3 rounds of {repeats} repeats:")
         print_table(rows, None)
+        return
+    if args.memory != "ours" and args.framework != "ours":
+        _import_torch(passive=args.framework != "torch")
+    if args.memory:
+        print(peak_memory_mb(args.memory))
         return
     rows = measure(repeats, (args.framework,) if args.framework else ("ours", "torch"))
     if args.json:

@@ -15,9 +15,11 @@ import time
 import numpy as np
 
 
-def import_torch(threads: int = 2):
-    """The torch module set to `threads` threads, or None when it is not installed."""
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # read when torch loads OpenMP
+def import_torch(threads: int = 2, passive: bool = True):
+    """The torch module set to `threads` threads, or None when it is not installed.
+    `passive`: idle OpenMP threads sleep (for interleaving with our steps)."""
+    if passive:
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # read when torch loads OpenMP
     try:
         import torch
     except ImportError:
