@@ -25,13 +25,13 @@ from .gradcheck import (
     gradgradcheck,
     numerical_grad,
 )
-from .ops import REGISTRY, concatenate, stack
+from .ops import REGISTRY, concatenate, stack, where
 from .viz import draw_graph, summary, to_dot
 
 __all__ = [
     "Tensor", "as_tensor", "Function", "Context", "no_grad", "enable_grad", "set_grad_enabled",
     "is_grad_enabled", "grad", "value_and_grad", "grad_of", "jacobian", "hvp",
     "gradcheck", "gradgradcheck", "numerical_grad", "check_gradients", "GradcheckError",
-    "GradReport", "REGISTRY", "concatenate", "stack", "show_config", "to_dot", "draw_graph",
+    "GradReport", "REGISTRY", "concatenate", "stack", "where", "show_config", "to_dot", "draw_graph",
     "summary",
 ]

@@ -21,7 +21,7 @@ from .tensor import Tensor, as_tensor
 
 __all__ = [
     "Context", "Function", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled",
-    "backward", "grad_of",
+    "backward", "grad_of", "topological_nodes",
 ]
 
 
@@ -166,11 +166,10 @@ class Function:
 
 
 # ----------------------------------------------------------------------------- the walk
-def _topological_nodes(roots: Iterable[Tensor], stop_at: set[int]) -> list[Context]:
+def topological_nodes(roots: Iterable[Tensor]) -> list[Context]:
     """Nodes reachable from `roots`, each before the nodes that made its inputs.
 
-    Iterative depth-first post-order (no recursion, so graphs of any depth work); the walk
-    does not go above tensors whose id is in `stop_at`.
+    Iterative depth-first post-order (no recursion, so graphs of any depth work).
     """
     post_order: list[Context] = []
     visited: set[int] = set()
@@ -186,7 +185,7 @@ def _topological_nodes(roots: Iterable[Tensor], stop_at: set[int]) -> list[Conte
         stack.append((node, True))
         for tensor in node.inputs:
             parent = tensor.grad_fn
-            if parent is not None and id(parent) not in visited and id(tensor) not in stop_at:
+            if parent is not None and id(parent) not in visited:
                 stack.append((parent, False))
     post_order.reverse()
     return post_order
@@ -201,47 +200,54 @@ def _nodes_leading_to(nodes: list[Context], targets: set[int]) -> list[Context]:
     return [node for node in nodes if id(node) in needed]
 
 
-def _fit_to_input(grad: Tensor, tensor: Tensor, node: Context) -> Tensor:
-    """Undo broadcasting (sum over broadcast axes) and match the input's dtype."""
+def _as_gradient(grad: Any, index: int, tensor: Tensor, node: Context) -> Tensor:
+    """One gradient returned by a backward, checked: a Tensor (an ndarray is wrapped) whose
+    shape is the input's, or broadcasts to it (the engine sums the broadcast axes)."""
+    if isinstance(grad, np.ndarray):
+        grad = Tensor._make(grad, False, None)
+    elif not isinstance(grad, Tensor):
+        raise TypeError(f"{node.name}.backward returned a {type(grad).__name__} as the "
+                        f"gradient of input {index}; expected a Tensor, an ndarray or None")
     if grad.shape != tensor.shape:
+        try:
+            reducible = np.broadcast_shapes(grad.shape, tensor.shape) == grad.shape
+        except ValueError:
+            reducible = False
+        if not reducible:
+            raise RuntimeError(
+                f"{node.name}.backward returned a gradient of shape {grad.shape} for input "
+                f"{index} of shape {tensor.shape} (output shape {node.output.shape}); it must "
+                "have the input's shape or one that broadcasting the input gives")
         grad = grad.sum_to(tensor.shape)
-        if grad.shape != tensor.shape:
-            raise RuntimeError(f"{node.name}: backward returned a gradient of shape "
-                               f"{grad.shape} for an input of shape {tensor.shape}")
     if grad.dtype != tensor.dtype:
         grad = grad.astype(tensor.dtype)
     return grad
 
 
-def _run_backward(roots: Sequence[Tensor], root_grads: Sequence[Tensor], *,
-                  targets: Sequence[Tensor] | None, retain_graph: bool,
-                  create_graph: bool) -> tuple[dict[int, Tensor], dict[int, Tensor]]:
-    """Propagate gradients from `roots`.
+def _run_backward(nodes: list[Context], roots: Sequence[Tensor],
+                  root_grads: Sequence[Tensor], *, retain_graph: bool,
+                  create_graph: bool, owned: _OwnedGradients) -> dict[int, Tensor]:
+    """Propagate gradients from `roots` through `nodes` (topologically ordered: all of the
+    graph, or the part that leads to the requested tensors).
 
-    Returns ({id(tensor): grad} for the leaves and targets reached, {id(leaf): leaf}).
+    Returns {id(tensor): grad} for every tensor reached: the full gradient of a target even
+    when another target lies between it and the roots (its gradient is complete when its
+    node is reached, since the walk is topological).
     """
-    target_ids = {id(t) for t in targets} if targets is not None else set()
-    nodes = _topological_nodes(roots, target_ids)
-    if targets is not None:
-        nodes = _nodes_leading_to(nodes, target_ids)
     grads: dict[int, Tensor] = {}
     for root, root_grad in zip(roots, root_grads):
         _accumulate(grads, id(root), root_grad)
     found: dict[int, Tensor] = {}
-    leaves: dict[int, Tensor] = {id(r): r for r in roots if r.grad_fn is None}
     with set_grad_enabled(create_graph):
         for node in nodes:
             output = node.output
-            out_id = id(output)
-            g = grads.pop(out_id, None)
+            g = grads.pop(id(output), None)
             if g is None:
                 continue
+            found[id(output)] = g
             if output.retains_grad:
-                kept = g if create_graph else g.detach()
+                kept = owned.take(g, create_graph)
                 output.grad = kept if output.grad is None else output.grad + kept
-            if out_id in target_ids:
-                found[out_id] = g
-                continue
             if node.released:
                 raise RuntimeError(
                     f"backward through {node.name} a second time: its saved arrays were "
@@ -250,13 +256,32 @@ def _run_backward(roots: Sequence[Tensor], root_grads: Sequence[Tensor], *,
             if not retain_graph:
                 node.release()
             _check_input_grads(node, input_grads)
-            for tensor, input_grad in zip(node.inputs, input_grads):
+            for index, (tensor, input_grad) in enumerate(zip(node.inputs, input_grads)):
                 if input_grad is not None and tensor.requires_grad:
-                    _accumulate(grads, id(tensor), _fit_to_input(input_grad, tensor, node))
-                    if tensor.grad_fn is None:
-                        leaves[id(tensor)] = tensor
+                    _accumulate(grads, id(tensor), _as_gradient(input_grad, index, tensor, node))
     found.update(grads)
-    return found, leaves
+    return found
+
+
+class _OwnedGradients:
+    """Makes every gradient handed to the user an array of its own: writable, aliasing no
+    other gradient handed out, no root gradient (the caller's seed) and no leaf's data.
+
+    Backwards pass arrays along without copying (`Add` returns g for both inputs, reshapes
+    return views), so a copy is made only where such an alias would escape.
+    """
+
+    def __init__(self, arrays: Iterable[np.ndarray]) -> None:
+        self.taken = {id(a) for a in arrays}
+
+    def take(self, grad: Tensor, create_graph: bool) -> Tensor:
+        data = grad.data
+        if not (data.flags.owndata and data.flags.writeable) or id(data) in self.taken:
+            grad = grad * 1 if create_graph else Tensor._make(data.copy(), False, None)
+        elif not create_graph:
+            grad = grad.detach()
+        self.taken.add(id(grad.data))
+        return grad
 
 
 def _check_input_grads(node: Context, input_grads: Any) -> None:
@@ -284,6 +309,11 @@ def _root_gradient(tensor: Tensor, gradient: Any) -> Tensor:
     return gradient
 
 
+def _leaves(nodes: Iterable[Context]) -> dict[int, Tensor]:
+    return {id(t): t for node in nodes for t in node.inputs
+            if t.grad_fn is None and t.requires_grad}
+
+
 def backward(tensor: Tensor, gradient: Any = None, retain_graph: bool | None = None,
              create_graph: bool = False) -> None:
     """Accumulate d tensor / d leaf into ``leaf.grad`` for every leaf that requires grad."""
@@ -292,41 +322,60 @@ def backward(tensor: Tensor, gradient: Any = None, retain_graph: bool | None = N
                            "grad_fn: no input of its graph had requires_grad=True")
     retain = create_graph if retain_graph is None else retain_graph
     root_grad = _root_gradient(tensor, gradient)
-    grads, leaves = _run_backward([tensor], [root_grad], targets=None, retain_graph=retain,
-                          create_graph=create_graph)
+    nodes = topological_nodes([tensor])
+    leaves = _leaves(nodes)
+    if tensor.grad_fn is None:
+        leaves[id(tensor)] = tensor
+    owned = _OwnedGradients([root_grad.data, *(leaf.data for leaf in leaves.values())])
+    grads = _run_backward(nodes, [tensor], [root_grad], retain_graph=retain,
+                          create_graph=create_graph, owned=owned)
     for key, leaf in leaves.items():
         grad = grads.get(key)
         if grad is None:
             continue
-        if not create_graph:
-            grad = grad.detach()
+        grad = owned.take(grad, create_graph)
         leaf.grad = grad if leaf.grad is None else leaf.grad + grad
 
 
 def grad_of(outputs: Tensor | Sequence[Tensor], inputs: Sequence[Tensor],
             grad_outputs: Any = None, retain_graph: bool | None = None,
-            create_graph: bool = False, allow_unused: bool = True) -> list[Tensor | None]:
+            create_graph: bool = False, allow_unused: bool = False) -> list[Tensor | None]:
     """d outputs / d inputs without touching ``.grad`` (PyTorch's ``torch.autograd.grad``).
 
-    `inputs` may be any tensors of the graph, leaves or not. An input the outputs do not
-    depend on gets None.
+    `inputs` may be any tensors of the graph, leaves or not, and may depend on each other:
+    each gets its full gradient. An input the outputs do not depend on is an error, or gets
+    None with ``allow_unused=True``.
     """
     outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
+    inputs = list(inputs)
     if grad_outputs is None:
         grad_outputs = [None] * len(outputs)
     elif isinstance(grad_outputs, (Tensor, np.ndarray)):
         grad_outputs = [grad_outputs]
-    roots = [t for t in outputs if t.requires_grad]
-    root_grads = [_root_gradient(t, g) for t, g in zip(outputs, grad_outputs) if t.requires_grad]
+    for position, output in enumerate(outputs):
+        if not output.requires_grad:
+            raise RuntimeError(f"grad_of: output {position} (shape {output.shape}) does not "
+                               "require grad and has no grad_fn: nothing it was computed "
+                               "from requires grad")
+    for position, tensor in enumerate(inputs):
+        if not isinstance(tensor, Tensor) or not tensor.requires_grad:
+            raise RuntimeError(f"grad_of: input {position} does not require grad; "
+                               "differentiate only with respect to tensors with "
+                               "requires_grad=True (or results computed from them)")
+    root_grads = [_root_gradient(t, g) for t, g in zip(outputs, grad_outputs)]
     retain = create_graph if retain_graph is None else retain_graph
-    grads, _ = _run_backward(roots, root_grads, targets=list(inputs), retain_graph=retain,
-                          create_graph=create_graph)
+    owned = _OwnedGradients([g.data for g in root_grads] + [t.data for t in inputs])
+    nodes = _nodes_leading_to(topological_nodes(outputs), {id(t) for t in inputs})
+    grads = _run_backward(nodes, outputs, root_grads, retain_graph=retain,
+                          create_graph=create_graph, owned=owned)
     result = []
-    for tensor in inputs:
+    for position, tensor in enumerate(inputs):
         grad = grads.get(id(tensor))
-        if grad is not None and not create_graph:
-            grad = grad.detach()
-        result.append(grad)
+        if grad is None and not allow_unused:
+            raise RuntimeError(f"grad_of: input {position} (shape {tensor.shape}) was not "
+                               "used to compute the outputs; pass allow_unused=True to get "
+                               "None for it")
+        result.append(None if grad is None else owned.take(grad, create_graph))
     return result
 
 
@@ -439,7 +488,8 @@ def value_and_grad(f: Any, argnums: int | Sequence[int] = 0, has_aux: bool = Fal
             raise TypeError("grad: with has_aux=True the function must return (loss, aux)")
         out = _check_scalar_output(out, has_aux)
         flat_targets = [t for group in targets for t in group]
-        grads = grad_of(out, flat_targets, create_graph=nested) if out.requires_grad \
+        grads = grad_of(out, flat_targets, create_graph=nested, allow_unused=True) \
+            if out.requires_grad \
             else [None] * len(flat_targets)
         grads = [g if g is not None else Tensor._make(np.zeros_like(t.data), False, None)
                  for g, t in zip(grads, flat_targets)]
@@ -494,7 +544,8 @@ def jacobian(f: Any, argnums: int = 0) -> Any:
             basis = np.zeros(out.size, dtype=out.dtype)
             basis[i] = 1
             (row,) = grad_of(out, [x], basis.reshape(out.shape), retain_graph=True,
-                             create_graph=nested) if out.requires_grad else [None]
+                             create_graph=nested, allow_unused=True) \
+                if out.requires_grad else [None]
             rows.append(row if row is not None else Tensor._make(np.zeros_like(x.data),
                                                                  False, None))
         from .ops import stack

@@ -21,7 +21,7 @@ import numpy as np
 from . import data as datasets
 from . import functional as F
 from . import optim
-from .autograd import _topological_nodes, no_grad, value_and_grad
+from .autograd import no_grad, topological_nodes, value_and_grad
 from .models import get_model
 from .tensor import Tensor
 
@@ -178,7 +178,7 @@ def conv_outputs(model: Callable, params: Any, image: np.ndarray) -> list[np.nda
     """The output of every conv2d of `model` for one image (1, C, H, W), in order."""
     params_tensors = {k: Tensor(v.data, requires_grad=True) for k, v in params.items()}
     out = model(params_tensors, image)
-    nodes = reversed(_topological_nodes([out], set()))
+    nodes = reversed(topological_nodes([out]))
     return [node.output.data[0] for node in nodes if node.name == "conv2d"]
 
 

@@ -20,7 +20,7 @@ from typing import Any
 import graphviz
 import numpy as np
 
-from .autograd import Context, _topological_nodes, enable_grad
+from .autograd import Context, enable_grad, topological_nodes
 from .tensor import Tensor
 
 __all__ = ["to_dot", "draw_graph", "summary", "retain_grads", "RendererNotFound",
@@ -223,7 +223,7 @@ MAJOR_OPS = {"conv2d", "conv2d_input_grad", "conv2d_weight_grad", "matmul", "max
 
 def _topological(roots: list[Tensor]) -> list[Context]:
     """The nodes behind `roots`, each after the nodes that made its inputs."""
-    return list(reversed(_topological_nodes(roots, set())))
+    return list(reversed(topological_nodes(roots)))
 
 
 def _folded_chains(nodes: list[Context], max_nodes: int) -> list[list[Context]]:

@@ -20,8 +20,10 @@ from .elementwise import (
     Sqrt,
     Sub,
     Tanh,
+    Where,
     clip,
     constant,
+    where,
 )
 from .indexing import Concatenate, GetItem, IndexAdd, Pad, concatenate, getitem, pad, stack
 from .linalg import MatMul
@@ -42,7 +44,7 @@ from .shape import (
 __all__ = [
     "REGISTRY", "OpSpec", "Sample", "defop", "constant",
     "Add", "Sub", "Mul", "Div", "Neg", "Pow", "Exp", "Log", "Sqrt", "Tanh", "Sigmoid", "ReLU",
-    "Softplus", "Abs", "Maximum", "Clip", "Cast", "Identity", "Sum", "Max", "Min", "Reshape",
+    "Softplus", "Abs", "Maximum", "Clip", "Cast", "Identity", "Where", "where", "Sum", "Max", "Min", "Reshape",
     "Transpose",
     "BroadcastTo", "SumTo", "GetItem", "IndexAdd", "Pad", "Concatenate", "MatMul",
     "clip", "mean", "reduce_sum", "reduce_max", "reduce_min", "reshape", "transpose",

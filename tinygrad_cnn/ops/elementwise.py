@@ -130,7 +130,11 @@ class Neg(Function):
 
 
 def _pow_samples(rng: np.random.Generator) -> list[Sample]:
-    return [Sample((positive(rng, 3, 4), normal(rng, 3, 4)), label="tensor exponent"),
+    with_zeros = positive(rng, 3, 4)
+    with_zeros[0] = 0.0
+    return [Sample((with_zeros, Tensor(np.float64(3.0))), label="zero base, cube"),
+            Sample((with_zeros, Tensor(np.float64(0.0))), label="zero base, exponent 0"),
+            Sample((positive(rng, 3, 4), normal(rng, 3, 4)), label="tensor exponent"),
             Sample((normal(rng, 3, 4), Tensor(np.float64(3.0))), label="cube"),
             Sample((positive(rng, 2, 3), Tensor(np.float64(-0.5))), label="inverse sqrt"),
             Sample((positive(rng, 2, 3), normal(rng, 3)), label="broadcast")]
@@ -151,9 +155,20 @@ class Pow(Function):
     def backward(ctx: Context, g: Tensor) -> tuple:
         a, b = ctx.inputs
         need_a, need_b = ctx.needs_input_grad
-        grad_a = g * b * a ** (b - 1) if need_a else None   # d(a^b)/da = b a^(b-1)
-        grad_b = g * ctx.output * a.log() if need_b else None  # d(a^b)/db = a^b ln a
+        grad_a = grad_b = None
+        if need_a:  # d(a^b)/da = b a^(b-1), taken as 0 where b = 0 (also at a = 0)
+            grad_a = g * b * _replace_where((a.data == 0) & (b.data == 0), a, 1) ** (b - 1)
+        if need_b:  # d(a^b)/db = a^b ln a, taken as 0 at a = 0 with b >= 0 (its limit)
+            grad_b = g * ctx.output * _replace_where((a.data == 0) & (b.data >= 0), a, 1).log()
         return grad_a, grad_b
+
+
+def _replace_where(mask: np.ndarray, x: Tensor, value: float) -> Tensor:
+    """x with `value` where mask holds, so that a formula stays finite there (and so does
+    its derivative, which is 0 there); x itself when the mask is empty."""
+    if not mask.any():
+        return x
+    return where(mask, constant(np.asarray(value, x.dtype)), x)
 
 
 @defop("exp", samples=_unary_samples())
@@ -343,3 +358,44 @@ class Identity(Function):
     @staticmethod
     def backward(ctx: Context, g: Tensor) -> tuple:
         return (g,)
+
+
+def _where_samples(rng: np.random.Generator) -> list[Sample]:
+    condition = rng.random((3, 4)) < 0.5
+    return [Sample((normal(rng, 3, 4), normal(rng, 3, 4)), {"condition": condition}),
+            Sample((normal(rng, 4), normal(rng, 3, 1)), {"condition": condition},
+                   "broadcast all three")]
+
+
+@defop("where", samples=_where_samples)
+class Where(Function):
+    """x where condition holds, else y (broadcast together, as numpy.where)."""
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, y: np.ndarray, *,
+                condition: np.ndarray) -> np.ndarray:
+        try:
+            return np.where(condition, x, y)
+        except ValueError:
+            raise ValueError(f"where: condition {condition.shape}, x {x.shape} and y "
+                             f"{y.shape} cannot be broadcast together") from None
+
+    @staticmethod
+    def backward(ctx: Context, g: Tensor) -> tuple:
+        condition = ctx.params["condition"]
+        zero = constant(np.zeros((), g.dtype))
+        need_x, need_y = ctx.needs_input_grad
+        return (Where.apply(g, zero, condition=condition) if need_x else None,
+                Where.apply(zero, g, condition=condition) if need_y else None)
+
+
+def where(condition: Any, x: Any, y: Any) -> Tensor:
+    """Elementwise choice, as torch.where: x where `condition` is true, else y.
+
+    The gradient flows to x where the condition holds and to y elsewhere; a NaN or inf in
+    the branch not taken never reaches the other one.
+    """
+    mask = condition.data if isinstance(condition, Tensor) else np.asarray(condition)
+    if mask.dtype != bool:
+        raise TypeError(f"where: condition must be a boolean array, got dtype {mask.dtype}")
+    return Where.apply(x, y, condition=mask)

@@ -37,7 +37,9 @@ def max_pool_forward(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, 
                      ) -> tuple[np.ndarray, np.ndarray]:
     """(N, C, H, W) -> max (N, C, OH, OW) and the winning kernel offset i*KW + j of each window.
 
-    Ties go to the first offset in row-major order; a window holding NaN gives NaN (as numpy).
+    Ties go to the first offset in row-major order; a window holding NaN gives NaN and its
+    last NaN in row-major order wins; padding (-inf) never wins: a window whose real
+    elements are all -inf is won by its first real element (PyTorch's rules).
     """
     out_h, out_w = _out_hw(*x.shape[2:], kernel, stride, padding, dilation)
     phases = StridePhases.of(x, padding, stride, -np.inf)
@@ -51,13 +53,34 @@ def max_pool_forward(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, 
         candidate = phases.wide_view(i, j, dilation)
         np.greater(candidate, best, out=better)
         if has_nan:
-            better |= np.isnan(candidate) & ~np.isnan(best)
+            better |= np.isnan(candidate)
         np.maximum(best, candidate, out=best)  # NaN propagates, as in numpy
         # offsets come in increasing order, so max(winner, k * better) records the new winner
         np.multiply(better_as_number, winner.dtype.type(k), out=offset_if_better,
                     casting="unsafe")
         np.maximum(winner, offset_if_better, out=winner)
-    return best[:, :, :out_h, :out_w].copy(), winner[:, :, :out_h, :out_w].copy()
+    best, winner = best[:, :, :out_h, :out_w].copy(), winner[:, :, :out_h, :out_w].copy()
+    if padding[0] or padding[2]:
+        _first_real_wins_empty_windows(best, winner, kernel, stride, padding, dilation)
+    return best, winner
+
+
+def _first_real_wins_empty_windows(best: np.ndarray, winner: np.ndarray,
+                                   kernel: tuple[int, int], stride: tuple[int, int],
+                                   padding: tuple[int, int, int, int],
+                                   dilation: tuple[int, int]) -> None:
+    """Where a window's maximum is -inf, a top/left padding cell may have won the tie: give
+    the window to its first real element, the first row i and column j with
+    start + i*d >= 0, i.e. i = max(0, ceil(-start / d))."""
+    stuck = best == -np.inf
+    if not stuck.any():
+        return
+    out_h, out_w = best.shape[2:]
+    first_row = np.maximum(0, -((np.arange(out_h) * stride[0] - padding[0]) // dilation[0]))
+    first_col = np.maximum(0, -((np.arange(out_w) * stride[1] - padding[2]) // dilation[1]))
+    first_real = first_row[:, None] * kernel[1] + first_col[None, :]
+    np.copyto(winner, np.broadcast_to(first_real, winner.shape).astype(winner.dtype),
+              where=stuck)
 
 
 def _max_pool_samples(rng: np.random.Generator) -> list[Sample]:

@@ -149,7 +149,8 @@ def reduce_min(x: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:
 
 
 def mean(x: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:
-    """Sum divided by the number of reduced elements."""
+    """Sum divided by the number of reduced elements; NaN over an empty axis (0/0, as
+    PyTorch), without a warning."""
     axis = normalize_axis("mean", axis, x.ndim)
     count = x.size if axis is None else math.prod(x.shape[a] for a in axis)
-    return Sum.apply(x, axis=axis, keepdims=bool(keepdims)) * (1.0 / max(count, 1))
+    return Sum.apply(x, axis=axis, keepdims=bool(keepdims)) * (1.0 / count if count else math.nan)
