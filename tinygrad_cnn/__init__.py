@@ -32,6 +32,6 @@ __all__ = [
     "Tensor", "as_tensor", "Function", "Context", "no_grad", "enable_grad", "set_grad_enabled",
     "is_grad_enabled", "grad", "value_and_grad", "grad_of", "jacobian", "hvp",
     "gradcheck", "gradgradcheck", "numerical_grad", "check_gradients", "GradcheckError",
-    "GradReport", "REGISTRY", "concatenate", "stack", "where", "show_config", "to_dot", "draw_graph",
-    "summary",
+    "GradReport", "REGISTRY", "concatenate", "stack", "where", "show_config", "to_dot",
+    "draw_graph", "summary",
 ]

@@ -44,8 +44,8 @@ from .shape import (
 __all__ = [
     "REGISTRY", "OpSpec", "Sample", "defop", "constant",
     "Add", "Sub", "Mul", "Div", "Neg", "Pow", "Exp", "Log", "Sqrt", "Tanh", "Sigmoid", "ReLU",
-    "Softplus", "Abs", "Maximum", "Clip", "Cast", "Identity", "Where", "where", "Sum", "Max", "Min", "Reshape",
-    "Transpose",
+    "Softplus", "Abs", "Maximum", "Clip", "Cast", "Identity", "Where", "where", "Sum", "Max",
+    "Min", "Reshape", "Transpose",
     "BroadcastTo", "SumTo", "GetItem", "IndexAdd", "Pad", "Concatenate", "MatMul",
     "clip", "mean", "reduce_sum", "reduce_max", "reduce_min", "reshape", "transpose",
     "flatten", "broadcast_to", "sum_to", "getitem", "pad", "concatenate", "stack",
