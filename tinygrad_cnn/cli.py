@@ -13,6 +13,7 @@ import numpy as np
 from . import config
 from .gradcheck import check_gradients, gradgradcheck
 from .ops import REGISTRY
+from .tensor import Tensor
 
 
 class UsageError(Exception):
@@ -119,9 +120,25 @@ def cmd_graph(args: argparse.Namespace) -> int:
 def cmd_summary(args: argparse.Namespace) -> int:
     from .viz import summary
     model, params, images, _ = _example_loss(args.model, batch=1)
-    print(f"{args.model} on one 1x28x28 image")
+    if args.params:
+        params, images = _trained_params(args.model, args.params)
+    print(f"{args.model} on one {'x'.join(map(str, images.shape[1:]))} image")
     summary(model, params, images)
     return 0
+
+
+def _trained_params(model: str, path: str) -> tuple[dict, np.ndarray]:
+    """Params saved by `train` for `model` (checked against it) and one image of the size
+    they were trained on."""
+    from . import data
+    try:
+        params = data.load(path, model=model)
+        options = data.read_meta(path).get("init", {})
+    except (OSError, ValueError, data.DatasetError) as error:
+        raise UsageError(str(error)) from None
+    size = options.get("image_size", 28)
+    params = {key: Tensor(array, requires_grad=True, name=key) for key, array in params.items()}
+    return params, np.zeros((1, options.get("in_channels", 1), size, size), np.float32)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -160,6 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
     graph.set_defaults(run=cmd_graph)
     summary = commands.add_parser("summary", help="a table of a model's ops, params, MACs")
     summary.add_argument("--model", default="lenet5", help="lenet5, vgg or inception")
+    summary.add_argument("--params", help="params.npz written by train (checked against "
+                         "the model)")
     summary.set_defaults(run=cmd_summary)
     train = commands.add_parser("train", help="train a CNN and write what it learned")
     train.add_argument("--dataset", default="digits", choices=["digits", "mnist",

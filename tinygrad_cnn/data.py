@@ -4,17 +4,25 @@
 - `load_mnist()` / `load_fashion_mnist()`: the IDX files, downloaded once into a cache
   directory (``$TINYGRAD_CNN_DATA`` or ``~/.cache/tinygrad_cnn``), checked against their MD5
   on every load, parsed with numpy.
-- `batches(x, y, batch_size, shuffle, rng)`, `save(params, path)`, `load(path)`.
+- `batches(x, y, batch_size, shuffle, rng)`.
+- `save(params, path)` / `load(path)`: any tree of dicts, lists and tuples of arrays, given
+  back exactly, written atomically, never unpickled; `load(path, model=...)` also checks the
+  arrays against a model of the zoo.
 """
 
 from __future__ import annotations
 
 import gzip
 import hashlib
+import json
+import math
 import os
 import shutil
+import tempfile
 import urllib.error
 import urllib.request
+import zipfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +32,8 @@ import numpy as np
 from .tensor import Tensor
 
 __all__ = ["DatasetError", "load_digits", "load_mnist", "load_fashion_mnist", "read_idx",
-           "batches", "save", "load", "cache_dir", "DATASETS"]
+           "batches", "save", "load", "read_meta", "check_model_params", "cache_dir",
+           "DATASETS"]
 
 
 class DatasetError(RuntimeError):
@@ -84,7 +93,7 @@ def read_idx(data: bytes, name: str = "IDX data") -> np.ndarray:
         raise DatasetError(f"{name}: truncated header ({len(data)} bytes)")
     shape = tuple(int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
     dtype = np.dtype(IDX_DTYPES[kind])
-    expected = header + int(np.prod(shape)) * dtype.itemsize
+    expected = header + math.prod(shape) * dtype.itemsize  # Python ints: no overflow
     if len(data) != expected:
         raise DatasetError(f"{name}: {len(data)} bytes but shape {shape} of {dtype} needs "
                            f"{expected}; the file is truncated or corrupt")
@@ -124,7 +133,7 @@ def _load_file(dataset: str, root: Path, filename: str, md5: str, download: bool
                            "corrupt or not the original; delete it to download it again")
     try:
         data = gzip.decompress(path.read_bytes())
-    except (OSError, EOFError) as error:
+    except (OSError, EOFError, zlib.error) as error:
         raise DatasetError(f"{dataset}: {path} is not a valid gzip file ({error})") from None
     return read_idx(data, str(path))
 
@@ -173,34 +182,133 @@ def batches(x: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool = True,
 
 
 # ----------------------------------------------------------------------------- save / load
-def _flatten_params(params: Any, prefix: str = "") -> dict[str, np.ndarray]:
-    if isinstance(params, dict):
-        flat = {}
-        for key, value in params.items():
-            if "/" in str(key):
-                raise ValueError(f"save: parameter names cannot contain '/', got {key!r}")
-            flat.update(_flatten_params(value, f"{prefix}{key}/"))
-        return flat
-    array = params.data if isinstance(params, Tensor) else np.asarray(params)
-    if array.dtype == object:
-        raise TypeError(f"save: {prefix[:-1]!r} is not a numeric array")
-    return {prefix[:-1]: array}
+ARCHIVE_FORMAT = "tinygrad_cnn.params"
+MANIFEST = "tree.json"  # the tree's structure; the arrays are members arr_0.npy, arr_1.npy...
 
 
-def save(params: Any, path: str | os.PathLike) -> None:
-    """Write a (nested) dict of Tensors or arrays to .npz; nested keys are joined by '/'."""
-    np.savez(path, **_flatten_params(params))
+def _encode_tree(node: Any, where: str, arrays: list[np.ndarray]) -> dict:
+    """The JSON description of a tree of dicts (string keys), lists and tuples whose leaves
+    are Tensors or arrays; the arrays are appended to `arrays`. Refuses anything else."""
+    if isinstance(node, dict):
+        for key in node:
+            if not isinstance(key, str):
+                raise TypeError(f"save: key {key!r} in {where} is a {type(key).__name__}; "
+                                "keys must be strings")
+        return {"dict": [[key, _encode_tree(value, f"{where}[{key!r}]", arrays)]
+                         for key, value in node.items()]}
+    if isinstance(node, (list, tuple)):
+        kind = "list" if isinstance(node, list) else "tuple"
+        return {kind: [_encode_tree(item, f"{where}[{i}]", arrays) for i, item in enumerate(node)]}
+    array = node.data if isinstance(node, Tensor) else node
+    if not isinstance(array, (np.ndarray, np.generic)):
+        raise TypeError(f"save: {where} is a {type(node).__name__}; leaves must be Tensors, "
+                        "numpy arrays or numpy scalars (wrap a number in np.asarray)")
+    if array.dtype.hasobject:
+        raise TypeError(f"save: {where} is an object array, which only pickling could store")
+    arrays.append(np.asarray(array))
+    return {"scalar" if isinstance(array, np.generic) else "array": len(arrays) - 1}
 
 
-def load(path: str | os.PathLike) -> dict[str, Any]:
-    """Read what `save` wrote, as nested dicts of float arrays. Never unpickles: a file with
-    object arrays is refused."""
+def save(params: Any, path: str | os.PathLike, meta: dict | None = None) -> Path:
+    """Write a tree of Tensors, arrays or numpy scalars (dicts with string keys, lists,
+    tuples) to an .npz archive that `load` returns exactly (Tensors come back as arrays);
+    returns the path written.
+
+    ".npz" is appended to a path without it (as numpy.savez does). `meta` (JSON values) is
+    stored beside the tree: `train` records the model and its options there. The file is
+    written to a temporary name and renamed into place, so an interrupted save never
+    leaves a truncated file where a good one was. Raises TypeError, before writing anything,
+    for a tree it could not give back exactly.
+    """
+    path = Path(path)
+    if path.suffix != ".npz":
+        path = path.with_name(path.name + ".npz")
+    arrays: list[np.ndarray] = []
+    tree = _encode_tree(params, "params", arrays)
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            flat = {key: archive[key] for key in archive.files}
+        manifest = json.dumps({"format": ARCHIVE_FORMAT, "version": 1, "tree": tree,
+                               "meta": meta or {}})
+    except TypeError as error:
+        raise TypeError(f"save: meta must hold JSON values only ({error})") from None
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as file:
+            with zipfile.ZipFile(file, "w", zipfile.ZIP_STORED) as archive:
+                archive.writestr(MANIFEST, manifest)
+                for index, array in enumerate(arrays):
+                    with archive.open(f"arr_{index}.npy", "w", force_zip64=True) as member:
+                        np.lib.format.write_array(member, array, allow_pickle=False)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise
+    return path
+
+
+def _read_member(archive: zipfile.ZipFile, name: str, path: Path) -> np.ndarray:
+    try:
+        with archive.open(name) as member:
+            return np.lib.format.read_array(member, allow_pickle=False)
     except ValueError as error:
-        raise DatasetError(f"load: {path} holds object arrays, which would need unpickling "
-                           f"(arbitrary code); refusing to load it ({error})") from None
+        if "allow_pickle" in str(error):
+            raise DatasetError(f"load: {path} member {name} holds object arrays, which would "
+                               "need unpickling (arbitrary code); refusing to load it") from None
+        raise DatasetError(f"load: {path} member {name} is corrupt ({error})") from None
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as error:
+        raise DatasetError(f"load: {path} member {name} is corrupt ({error})") from None
+
+
+def _decode_tree(node: Any, arrays: dict[int, np.ndarray], path: Path) -> Any:
+    if not isinstance(node, dict) or len(node) != 1:
+        raise DatasetError(f"load: {path} has a malformed {MANIFEST} (node {node!r:.60})")
+    (kind, value), = node.items()
+    if kind == "dict":
+        return {key: _decode_tree(child, arrays, path) for key, child in value}
+    if kind in ("list", "tuple"):
+        items = [_decode_tree(child, arrays, path) for child in value]
+        return items if kind == "list" else tuple(items)
+    if kind in ("array", "scalar") and value in arrays:
+        return arrays[value] if kind == "array" else arrays[value][()]
+    raise DatasetError(f"load: {path} has a malformed {MANIFEST} (node {node!r:.60})")
+
+
+def _open_archive(path: Path) -> zipfile.ZipFile:
+    with open(path, "rb") as file:
+        head = file.read(6)
+    if head == b"\x93NUMPY":
+        raise DatasetError(f"load: {path} is a single .npy array, not a parameter archive "
+                           "written by save; read it with np.load(path, allow_pickle=False)")
+    try:
+        return zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as error:
+        raise DatasetError(f"load: {path} is not an .npz archive, or it is truncated "
+                           f"({error})") from None
+
+
+def _read_archive(path: Path) -> tuple[Any, dict]:
+    """(the tree, the meta dict) of an archive; archives without a manifest (older saves
+    and plain numpy.savez files) give a dict nested by '/' in their member names."""
+    with _open_archive(path) as archive:
+        names = archive.namelist()
+        if MANIFEST not in names:
+            flat = {name[:-4]: _read_member(archive, name, path) for name in names
+                    if name.endswith(".npy")}
+            return _nest_by_slash(flat), {}
+        try:
+            manifest = json.loads(archive.read(MANIFEST).decode("utf-8"))
+        except (ValueError, zipfile.BadZipFile, zlib.error, OSError) as error:
+            raise DatasetError(f"load: {path} has a corrupt {MANIFEST} ({error})") from None
+        if not isinstance(manifest, dict) or manifest.get("format") != ARCHIVE_FORMAT:
+            raise DatasetError(f"load: {path} has a {MANIFEST} that is not a "
+                               f"{ARCHIVE_FORMAT} manifest")
+        arrays = {int(name[4:-4]): _read_member(archive, name, path) for name in names
+                  if name.startswith("arr_") and name.endswith(".npy") and name[4:-4].isdigit()}
+        return _decode_tree(manifest.get("tree"), arrays, path), manifest.get("meta") or {}
+
+
+def _nest_by_slash(flat: dict[str, np.ndarray]) -> dict[str, Any]:
     params: dict[str, Any] = {}
     for key, array in flat.items():
         node = params
@@ -209,3 +317,57 @@ def load(path: str | os.PathLike) -> dict[str, Any]:
             node = node.setdefault(part, {})
         node[leaf] = array
     return params
+
+
+def read_meta(path: str | os.PathLike) -> dict:
+    """The `meta` dict that `save` stored with a tree ({} for archives without one)."""
+    return _read_archive(Path(path))[1]
+
+
+def load(path: str | os.PathLike, model: str | None = None, **model_options: Any) -> Any:
+    """Read what `save` wrote: the same tree of dicts, lists and tuples, with numpy arrays
+    for its leaves (same shapes and dtypes). Never unpickles.
+
+    With `model` (a name from `models.MODELS`), the arrays must be that model's parameters:
+    the same keys, shapes as `init_<model>(**options)` gives (options from what `train`
+    saved, overridden by `model_options`) and float dtypes; every mismatch is named.
+    Raises DatasetError naming the file and what is wrong with it.
+    """
+    path = Path(path)
+    params, meta = _read_archive(path)
+    if model is not None:
+        check_model_params(params, model, {**_saved_options(meta, model), **model_options},
+                           str(path))
+    return params
+
+
+def _saved_options(meta: dict, model: str) -> dict:
+    if meta.get("model") not in (None, model):
+        raise DatasetError(f"load: the file holds {meta['model']} parameters, not {model}")
+    return dict(meta.get("init") or {})
+
+
+def check_model_params(params: Any, model: str, options: dict, source: str) -> None:
+    """Raise DatasetError naming every key, shape and dtype of `params` that does not fit
+    the model `model` built with `options`."""
+    from .models import get_model
+    _, init_model = get_model(model)
+    expected = init_model(np.random.default_rng(0), **options)
+    if not isinstance(params, dict):
+        raise DatasetError(f"{source}: expected a dict of {model} parameters, got a "
+                           f"{type(params).__name__}")
+    problems = [f"missing {key!r} {expected[key].shape}" for key in expected
+                if key not in params]
+    problems += [f"unexpected {key!r}" for key in params if key not in expected]
+    for key in expected.keys() & params.keys():
+        array = params[key]
+        if not isinstance(array, np.ndarray):
+            problems.append(f"{key!r} is a {type(array).__name__}, not an array")
+        elif array.shape != expected[key].shape:
+            problems.append(f"{key!r} has shape {array.shape}, expected {expected[key].shape}")
+        elif array.dtype.kind != "f":
+            problems.append(f"{key!r} has dtype {array.dtype}, expected a float dtype")
+    if problems:
+        options_text = ", ".join(f"{k}={v}" for k, v in options.items()) or "defaults"
+        raise DatasetError(f"{source} does not hold {model} parameters ({options_text}): " +
+                           "; ".join(sorted(problems)))

@@ -103,12 +103,28 @@ def _conv_padding(padding: Any, kernel: tuple[int, int], dilation: tuple[int, in
     return ph, ph, pw, pw
 
 
+def _check_groups(fn: str, groups: Any) -> int:
+    if isinstance(groups, bool) or not isinstance(groups, numbers.Integral) or groups < 1:
+        raise ValueError(f"{fn}: groups must be a positive int, got {groups!r}")
+    return int(groups)
+
+
+def _check_kernel(fn: str, x: Tensor, weight: Tensor) -> None:
+    """A kernel with no rows or columns, or an input with no channels, has nothing to
+    multiply: PyTorch refuses both as well."""
+    if 0 in weight.shape[2:]:
+        raise ValueError(f"{fn}: weight {weight.shape} has an empty {weight.shape[2]}x"
+                         f"{weight.shape[3]} kernel; kernels need at least one row and column")
+    if x.shape[1] == 0:
+        raise ValueError(f"{fn}: x {x.shape} has no channels; expected at least one")
+
+
 def _check_conv_shapes(x: Tensor, weight: Tensor, bias: Tensor | None, groups: int) -> None:
     if weight.ndim != 4:
         raise ValueError(f"conv2d: weight must be 4-D (F, C/groups, KH, KW), got shape "
                          f"{weight.shape}")
-    if isinstance(groups, bool) or not isinstance(groups, numbers.Integral) or groups < 1:
-        raise ValueError(f"conv2d: groups must be a positive int, got {groups!r}")
+    _check_groups("conv2d", groups)
+    _check_kernel("conv2d", x, weight)
     n_channels, n_filters = x.shape[1], weight.shape[0]
     if n_channels % groups or n_filters % groups:
         raise ValueError(f"conv2d: channels ({n_channels}) and filters ({n_filters}) must "
@@ -175,13 +191,17 @@ def conv_transpose2d(x: Any, weight: Any, bias: Any = None, stride: IntPair = 1,
     if weight.ndim != 4 or weight.shape[0] != x.shape[1]:
         raise ValueError(f"conv_transpose2d: weight must be 4-D (C_in={x.shape[1]}, "
                          f"C_out/groups, KH, KW); x {x.shape}, weight {weight.shape}")
+    groups = _check_groups("conv_transpose2d", groups)
+    _check_kernel("conv_transpose2d", x, weight)
     stride = _pair("conv_transpose2d", "stride", stride, 1)
     dilation = _pair("conv_transpose2d", "dilation", dilation, 1)
     ph, pw = _pair("conv_transpose2d", "padding", padding, 0)
     extra = _pair("conv_transpose2d", "output_padding", output_padding, 0)
-    if extra[0] >= stride[0] or extra[1] >= stride[1]:
-        raise ValueError(f"conv_transpose2d: output_padding {extra} must be smaller than the "
-                         f"stride {stride}")
+    for e, s, d in zip(extra, stride, dilation):
+        if e >= max(s, d):
+            raise ValueError(f"conv_transpose2d: output_padding {extra} must be smaller than "
+                             f"the stride {stride} or the dilation {dilation} (per axis, "
+                             "as in PyTorch)")
     out_hw = tuple((size - 1) * s - 2 * p + d * (k - 1) + e + 1 for size, s, p, d, k, e in zip(
         x.shape[2:], stride, (ph, pw), dilation, weight.shape[2:], extra))
     if min(out_hw) < 1:
@@ -194,8 +214,17 @@ def conv_transpose2d(x: Any, weight: Any, bias: Any = None, stride: IntPair = 1,
         raise ValueError(f"conv_transpose2d: {x.shape[1]} input channels are not divisible "
                          f"by groups={groups}")
     x, weight, bias = _common_dtype(x, weight, bias)
-    out = Conv2dInputGrad.apply(x, weight, input_hw=out_hw, stride=stride,
-                                padding=(ph, ph, pw, pw), dilation=dilation, groups=int(groups))
+    # output_padding e: the first min(e, p) extra rows are inside the cropped padding (the
+    # input gradient of a conv whose bottom padding is p - e reaches them); rows past that
+    # receive nothing and are zeros.
+    inside = [min(e, p) for e, p in zip(extra, (ph, pw))]
+    reached_hw = tuple(size - e + e_in for size, e, e_in in zip(out_hw, extra, inside))
+    out = Conv2dInputGrad.apply(x, weight, input_hw=reached_hw, stride=stride,
+                                padding=(ph, ph - inside[0], pw, pw - inside[1]),
+                                dilation=dilation, groups=groups)
+    if reached_hw != out_hw:
+        out = ops.pad(out, ((0, 0), (0, 0), (0, out_hw[0] - reached_hw[0]),
+                            (0, out_hw[1] - reached_hw[1])))
     if bias is not None:
         out = out + bias.reshape(1, -1, 1, 1)
     return out.reshape(out.shape[1:]) if unbatch else out
@@ -316,6 +345,9 @@ def adaptive_avg_pool2d(x: Any, output_size: int | tuple[int | None, int | None]
     """Average over PyTorch's adaptive windows: output cell i of an axis of size H averages
     rows floor(i*H/OH) to ceil((i+1)*H/OH) - 1."""
     x, unbatch = _batched("adaptive_avg_pool2d", x)
+    if 0 in x.shape[1:]:
+        raise ValueError(f"adaptive_avg_pool2d: x {x.shape} is empty in its channel or "
+                         "spatial sizes; every window needs at least one element")
     sizes = output_size if isinstance(output_size, (tuple, list)) else (output_size,) * 2
     sizes = tuple(x.shape[2 + i] if s is None else s for i, s in enumerate(sizes))
     out_h, out_w = _pair("adaptive_avg_pool2d", "output_size", sizes, 1)
@@ -356,13 +388,13 @@ def _window_count(fn: str, hw: tuple[int, int], window: dict) -> tuple[int, int]
 
 def unfold(x: Any, kernel_size: IntPair, dilation: IntPair = 1, padding: IntPair = 0,
            stride: IntPair = 1) -> Tensor:
-    """im2col, as torch.nn.functional.unfold: (N, C, H, W) -> (N, C*KH*KW, L), L = OH*OW."""
-    x = _float_tensor("unfold", "x", x)
-    if x.ndim != 4:
-        raise ValueError(f"unfold: x must be 4-D (N, C, H, W), got shape {x.shape}")
+    """im2col, as torch.nn.functional.unfold: (N, C, H, W) -> (N, C*KH*KW, L), L = OH*OW;
+    an unbatched (C, H, W) gives (C*KH*KW, L)."""
+    x, unbatch = _batched("unfold", x)
     window = _window_geometry("unfold", kernel_size, dilation, padding, stride)
     _window_count("unfold", x.shape[2:], window)
-    return Unfold.apply(x, **window)
+    out = Unfold.apply(x, **window)
+    return out.reshape(out.shape[1:]) if unbatch else out
 
 
 def fold(x: Any, output_size: IntPair, kernel_size: IntPair, dilation: IntPair = 1,

@@ -280,8 +280,9 @@ def run(dataset: str = "digits", model: str = "lenet5", epochs: int = 10,
                          f"{batch_size}")
     out_dir = prepare_output(out)
     data = load_dataset(dataset, seed, data_root)
-    params = init_model(np.random.default_rng(seed), in_channels=1, num_classes=data.classes,
-                        image_size=data.image_size)
+    init_options = {"in_channels": 1, "num_classes": data.classes,
+                    "image_size": data.image_size}
+    params = init_model(np.random.default_rng(seed), **init_options)
     lr = DEFAULT_LR[optimizer] if lr is None else lr
     settings = {"dataset": dataset, "model": model, "epochs": epochs,
                 "batch_size": batch_size, "lr": lr, "optimizer": optimizer, "seed": seed,
@@ -297,7 +298,7 @@ def run(dataset: str = "digits", model: str = "lenet5", epochs: int = 10,
 
     history = fit(model_fn, params, data, epochs, batch_size, OPTIMIZERS[optimizer](params, lr),
                   seed, progress, max_steps, report)
-    datasets.save(params, out_dir / "params.npz")
+    datasets.save(params, out_dir / "params.npz", meta={"model": model, "init": init_options})
     write_metrics(history, out_dir, settings)
     write_pictures(model_fn, params, history, data, out_dir)
     graph = write_graph(model_fn, params, data, out_dir)
