@@ -255,12 +255,32 @@ def _pool_geometry(fn: str, x: Tensor, kernel_size: Any, stride: Any, padding: A
         out_hw.append(out)
     _check_fits(fn, x.shape[2:], kernel, stride, [(p, p) for p in pad], dilation, out_hw,
                 "ceil" if ceil_mode else "floor")
+    _check_windows_reach_input(fn, x.shape[2:], kernel, stride, pad, dilation, out_hw)
     pad4 = []
     for size, k, s, p, d, out in zip(x.shape[2:], kernel, stride, pad, dilation, out_hw):
         reach = (out - 1) * s + d * (k - 1) + 1  # the last window's end, past any padding
         pad4 += [p, max(reach - size - p, 0)]
     return {"kernel": kernel, "stride": stride, "dilation": dilation, "padding": tuple(pad4),
             "out_hw": tuple(out_hw)}
+
+
+def _check_windows_reach_input(fn: str, sizes: tuple[int, ...], kernel: tuple[int, int],
+                               stride: tuple[int, int], pad: tuple[int, int],
+                               dilation: tuple[int, int], out_hw: list[int]) -> None:
+    """With dilation, a window can step over the whole input and hold only padding; its
+    result would be made up (PyTorch returns an index outside the input), so refuse it.
+    A window starting at `start` first reaches the input at tap i = max(0, ceil(-start/d))."""
+    for axis, size, k, s, p, d, out in zip(("row", "column"), sizes, kernel, stride, pad,
+                                           dilation, out_hw):
+        start = np.arange(out) * s - p
+        first = start + np.maximum(0, -(start // d)) * d
+        empty = (first >= size) | (first > start + (k - 1) * d)
+        if empty.any():
+            i = int(np.argmax(empty))
+            taps = list(range(int(start[i]), int(start[i]) + (k - 1) * d + 1, d))
+            raise ValueError(f"{fn}: output {axis} {i}'s window covers only padding ({axis}s "
+                             f"{taps} of an input of size {size}, padding {p}, dilation {d}); "
+                             "use less padding or dilation")
 
 
 def max_pool2d(x: Any, kernel_size: IntPair, stride: IntPair | None = None,

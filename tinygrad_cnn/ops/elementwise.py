@@ -147,7 +147,8 @@ class Pow(Function):
     @staticmethod
     def forward(ctx: Context, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         try:
-            return a ** b
+            with np.errstate(divide="ignore", invalid="ignore"):  # 0^-1 = inf, as PyTorch
+                return a ** b
         except ValueError:
             raise broadcast_error("pow", a, b) from None
 
@@ -155,17 +156,34 @@ class Pow(Function):
     def backward(ctx: Context, g: Tensor) -> tuple:
         a, b = ctx.inputs
         need_a, need_b = ctx.needs_input_grad
-        grad_a = grad_b = None
-        if need_a:  # d(a^b)/da = b a^(b-1), taken as 0 where b = 0 (also at a = 0)
-            grad_a = g * b * _replace_where((a.data == 0) & (b.data == 0), a, 1) ** (b - 1)
-        if need_b:  # d(a^b)/db = a^b ln a, taken as 0 at a = 0 with b >= 0 (its limit)
-            grad_b = g * ctx.output * _replace_where((a.data == 0) & (b.data >= 0), a, 1).log()
-        return grad_a, grad_b
+        return (_pow_grad_base(g, a, b) if need_a else None,
+                _pow_grad_exponent(g, a, b, ctx.output) if need_b else None)
 
 
-def _replace_where(mask: np.ndarray, x: Tensor, value: float) -> Tensor:
-    """x with `value` where mask holds, so that a formula stays finite there (and so does
-    its derivative, which is 0 there); x itself when the mask is empty."""
+def _pow_grad_base(g: Tensor, a: Tensor, b: Tensor) -> Tensor:
+    """d(a^b)/da = b a^(b-1), taken as 0 where b = 0 (PyTorch's convention, a = 0 too).
+
+    A constant exponent gets a base of 1 at those points, so every derivative there is
+    the true 0; a learnable one masks the product, as PyTorch does, so the mixed
+    derivative at a = b = 0 (1/a, undefined) is NaN rather than a made-up number."""
+    zero_exponent = b.data == 0
+    if not zero_exponent.any():
+        return g * b * a ** (b - 1)
+    if not b.requires_grad:
+        return g * b * _replaced(a, zero_exponent, 1.0) ** (b - 1)
+    return g * where(zero_exponent, constant(np.zeros((), a.dtype)), b * a ** (b - 1))
+
+
+def _pow_grad_exponent(g: Tensor, a: Tensor, b: Tensor, out: Tensor) -> Tensor:
+    """d(a^b)/db = a^b ln a, taken as 0 at a = 0 with b >= 0 (its limit, as PyTorch).
+
+    ln is taken of a base replaced by 1 there, so the derivatives of this gradient are
+    the limits as well (d/db a^b ln(a)^2 -> 0) instead of 0 * inf."""
+    return g * out * _replaced(a, (a.data == 0) & (b.data >= 0), 1.0).log()
+
+
+def _replaced(x: Tensor, mask: np.ndarray, value: float) -> Tensor:
+    """x with `value` where mask holds (no gradient flows to x there)."""
     if not mask.any():
         return x
     return where(mask, constant(np.asarray(value, x.dtype)), x)
@@ -190,7 +208,8 @@ class Log(Function):
 
     @staticmethod
     def forward(ctx: Context, x: np.ndarray) -> np.ndarray:
-        return np.log(x)
+        with np.errstate(divide="ignore", invalid="ignore"):  # log(0) = -inf, as PyTorch
+            return np.log(x)
 
     @staticmethod
     def backward(ctx: Context, g: Tensor) -> tuple:
