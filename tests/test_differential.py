@@ -23,7 +23,7 @@ from tinygrad_cnn import Tensor
 torch = pytest.importorskip("torch")
 TF = torch.nn.functional
 
-CI_EXAMPLES, SLOW_EXAMPLES = 30, 400
+CI_EXAMPLES, SLOW_EXAMPLES = 50, 1000
 EXAMPLES = [pytest.param(CI_EXAMPLES, id="ci"),
             pytest.param(SLOW_EXAMPLES, id="slow", marks=pytest.mark.slow)]
 RTOL = 1e-10

@@ -1,6 +1,7 @@
 """conv and pooling, forward and backward, against the textbook loops in reference.py."""
 
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -100,6 +101,11 @@ def test_max_pool2d_matches_loops(config, seed, with_ties):
     x = rng.integers(0, 3, shape).astype(float) if with_ties else rng.standard_normal(shape)
     geometry = (config["kernel"], config["stride"], config["padding"], config["dilation"],
                 config["ceil_mode"])
+    if (reference.max_pool_forward_naive(x, *geometry)[1] < 0).any():
+        with pytest.raises(ValueError, match="window covers only padding"):
+            F.max_pool2d(x, config["kernel"], config["stride"], config["padding"],
+                         config["dilation"], config["ceil_mode"])
+        return
     out, (dx,), upstream = _run(F.max_pool2d, [x], kernel_size=config["kernel"],
                                 stride=config["stride"], padding=config["padding"],
                                 dilation=config["dilation"], ceil_mode=config["ceil_mode"])

@@ -101,8 +101,8 @@ def max_pool_forward_naive(x: np.ndarray, kernel: Pair, stride: Pair, padding: P
                            dilation: Pair = (1, 1), ceil_mode: bool = False
                            ) -> tuple[np.ndarray, np.ndarray]:
     """Max of each window (padding is -inf) and the (row, col) of its first maximum in
-    row-major order, as an array (N, C, OH, OW, 2); (-1, -1) for a window that only covers
-    padding (its max is -inf and it passes no gradient back)."""
+    row-major order (of its last NaN, if it holds any), as an array (N, C, OH, OW, 2);
+    (-1, -1) for a window that only covers padding (`F.max_pool2d` refuses those)."""
     n_batch, channels, height, width = x.shape
     out_h = pool_output_size(height, kernel[0], stride[0], padding[0], dilation[0], ceil_mode)
     out_w = pool_output_size(width, kernel[1], stride[1], padding[1], dilation[1], ceil_mode)
@@ -120,8 +120,7 @@ def max_pool_forward_naive(x: np.ndarray, kernel: Pair, stride: Pair, padding: P
                     for r in rows:
                         for q in cols:
                             value = x[n, c, r, q]
-                            if best_at is None or value > best or (
-                                    np.isnan(value) and not np.isnan(best)):
+                            if best_at is None or value > best or np.isnan(value):
                                 best, best_at = value, (r, q)
                     out[n, c, i, j] = best
                     where[n, c, i, j] = (-1, -1) if best_at is None else best_at
