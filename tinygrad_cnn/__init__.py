@@ -25,7 +25,9 @@ from .gradcheck import (
     gradgradcheck,
     numerical_grad,
 )
+from .locate import LocateReport, NodeReport, locate_gradient_error
 from .ops import REGISTRY, concatenate, stack, where
+from .trace import AnomalyError, detect_anomaly
 from .viz import draw_graph, summary, to_dot
 
 __all__ = [
@@ -33,5 +35,6 @@ __all__ = [
     "is_grad_enabled", "grad", "value_and_grad", "grad_of", "jacobian", "hvp",
     "gradcheck", "gradgradcheck", "numerical_grad", "check_gradients", "GradcheckError",
     "GradReport", "REGISTRY", "concatenate", "stack", "where", "show_config", "to_dot",
-    "draw_graph", "summary",
+    "draw_graph", "summary", "AnomalyError", "detect_anomaly",
+    "locate_gradient_error", "LocateReport", "NodeReport",
 ]

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from . import trace
 from .tensor import Tensor, as_tensor
 
 __all__ = [
@@ -79,7 +80,12 @@ class Context:
     `inputs` are the input Tensors (use them in a backward that must be differentiable),
     `output` the result Tensor, `saved` the arrays given to `save_for_backward`,
     `params` the op's keyword parameters, `needs_input_grad` one flag per input.
+    While tracing (localisation, anomaly mode) `where` is the user's ``file:line`` that
+    created the node and `sequence` its place in creation order.
     """
+
+    where: str | None = None
+    sequence: int = -1
 
     def __init__(self, fn: type[Function], inputs: tuple[Tensor, ...], params: dict,
                  recording: bool) -> None:
@@ -158,6 +164,8 @@ class Function:
         out = cls.forward(ctx, *arrays, **params)
         if not isinstance(out, np.ndarray):
             out = np.asarray(out)
+        if trace.state.active:
+            trace.on_forward(ctx, arrays, out)
         if recording and out.dtype.kind == "f":
             result = Tensor._make(out, True, ctx)
             ctx._output = weakref.ref(result)
@@ -252,7 +260,13 @@ def _run_backward(nodes: list[Context], roots: Sequence[Tensor],
                 raise RuntimeError(
                     f"backward through {node.name} a second time: its saved arrays were "
                     "freed by the first backward; pass retain_graph=True to the first one")
-            input_grads = node.fn.backward(node, g)
+            if trace.state.anomaly:
+                with trace.backward_formula():
+                    input_grads = node.fn.backward(node, g)
+                _check_input_grads(node, input_grads)
+                trace.on_backward(node, g, input_grads)
+            else:
+                input_grads = node.fn.backward(node, g)
             if not retain_graph:
                 node.release()
             _check_input_grads(node, input_grads)

@@ -27,7 +27,10 @@ PROJECTIONS = 4
 
 
 class GradcheckError(AssertionError):
-    """Raised by `gradcheck` when analytic and numeric gradients disagree."""
+    """Raised by `gradcheck` when analytic and numeric gradients disagree; with
+    ``localize=True``, `report` holds the `LocateReport` of the per-op check."""
+
+    report: Any = None
 
 
 @dataclass
@@ -80,7 +83,8 @@ class GradReport:
 
 
 # ----------------------------------------------------------------------------- helpers
-def _prepare(inputs: Sequence[Any], caller: str) -> tuple[list[Any], list[int], list[str]]:
+def prepare_inputs(inputs: Sequence[Any], caller: str
+                   ) -> tuple[list[Any], list[int], list[str]]:
     """Copies of the inputs (checked ones as float64 arrays), which are checked, their names."""
     values, checked, names = [], [], []
     for i, value in enumerate(inputs):
@@ -197,7 +201,7 @@ def check_gradients(f: Callable, inputs: Sequence[Any], *, eps: float = 1e-6,
     `elements`, only that many randomly chosen elements of each larger input are perturbed
     (finite differences cost two evaluations of f per element).
     """
-    values, checked, names = _prepare(inputs, _caller)
+    values, checked, names = prepare_inputs(inputs, _caller)
     out_shape = _evaluate_shape(f, values, checked, _graph)
     rng = np.random.default_rng(seed)
     vectors = _upstream_vectors(int(np.prod(out_shape)), rng)
@@ -229,28 +233,35 @@ def _verdict(report: GradReport, raise_exception: bool, caller: str) -> bool:
 
 
 def gradcheck(f: Callable, inputs: Sequence[Any], *, eps: float = 1e-6, atol: float = 1e-5,
-              rtol: float = 1e-3, raise_exception: bool = True) -> bool:
+              rtol: float = 1e-3, raise_exception: bool = True, localize: bool = False) -> bool:
     """True if autodiff matches central differences for every floating input of `f`.
 
     On a mismatch raises `GradcheckError` naming the input, the worst element, the analytic
     and numeric values there and the errors (or returns False with raise_exception=False).
+    With `localize`, a mismatch also runs `locate_gradient_error`: the error names the op
+    whose own gradient is wrong and where the user's code created it (``error.report``);
+    if the only disagreement comes from ops evaluated at a kink, the check passes with a
+    warning saying so.
 
     >>> import numpy as np
     >>> gradcheck(lambda x: (x * x).sum(), [np.array([1.0, 2.0])])
     True
     """
     report = check_gradients(f, inputs, eps=eps, atol=atol, rtol=rtol, _caller="gradcheck")
+    if localize and not report.passed:
+        return _localized_verdict(f, inputs, report, 1, eps, atol, rtol, raise_exception)
     return _verdict(report, raise_exception, "gradcheck")
 
 
 def gradgradcheck(f: Callable, inputs: Sequence[Any], *, eps: float = 1e-6, atol: float = 1e-5,
-                  rtol: float = 1e-3, raise_exception: bool = True, seed: int = 0) -> bool:
+                  rtol: float = 1e-3, raise_exception: bool = True, seed: int = 0,
+                  localize: bool = False) -> bool:
     """gradcheck of the gradient function: second derivatives of `f`.
 
     Checks ``(x, u) -> d<u, f(x)>/dx`` with a random upstream `u`, with respect to both the
-    inputs and `u`.
+    inputs and `u`. `localize` checks each op's backward on its own, as in `gradcheck`.
     """
-    values, checked, _ = _prepare(inputs, "gradgradcheck")
+    values, checked, _ = prepare_inputs(inputs, "gradgradcheck")
     with no_grad():
         out_shape = _call(f, values, checked, False)[0].shape
     upstream = np.random.default_rng(seed).standard_normal(out_shape)
@@ -266,7 +277,32 @@ def gradgradcheck(f: Callable, inputs: Sequence[Any], *, eps: float = 1e-6, atol
 
     report = check_gradients(first_gradient, list(inputs) + [upstream], eps=eps, atol=atol,
                              rtol=rtol, seed=seed, _graph=True, _caller="gradgradcheck")
+    if localize and not report.passed:
+        return _localized_verdict(f, inputs, report, 2, eps, atol, rtol, raise_exception)
     return _verdict(report, raise_exception, "gradgradcheck")
+
+
+def _localized_verdict(f: Callable, inputs: Sequence[Any], report: GradReport, order: int,
+                       eps: float, atol: float, rtol: float, raise_exception: bool) -> bool:
+    """The verdict on a failed end-to-end check, from the per-op check of the same graph."""
+    from .locate import locate_gradient_error
+    caller = "gradcheck" if order == 1 else "gradgradcheck"
+    located = locate_gradient_error(f, inputs, eps=eps, atol=atol, rtol=rtol, order=order)
+    kinks = [n for n in located.nodes if n.status == "not differentiable here"]
+    if located.passed and kinks:
+        warnings.warn(f"{caller}: the end-to-end check disagreed, but every op's own check "
+                      "passed and " + "; ".join(n.describe() for n in kinks) +
+                      ": the function is not differentiable at this point", stacklevel=3)
+        return True
+    if not raise_exception:
+        return False
+    details = "\n".join(row.describe(report.atol, report.rtol) for row in report.failures())
+    culprit = located.culprit
+    blame = f"the wrong op is {culprit.describe()}" if culprit is not None else \
+        "no single op's own check fails: look at how the ops are combined"
+    error = GradcheckError(f"{caller}: {blame}\nend to end: {details}")
+    error.report = located
+    raise error
 
 
 def numerical_grad(f: Callable, inputs: Sequence[Any], eps: float = 1e-6,
@@ -276,7 +312,7 @@ def numerical_grad(f: Callable, inputs: Sequence[Any], eps: float = 1e-6,
     `f` must return a scalar unless `gradient` (the upstream, shaped like the output) is
     given, in which case the result is d<gradient, f>/dx.
     """
-    values, checked, _ = _prepare(inputs, "numerical_grad")
+    values, checked, _ = prepare_inputs(inputs, "numerical_grad")
     out_shape = _evaluate_shape(f, values, checked, False)
     if gradient is None:
         if int(np.prod(out_shape)) != 1:

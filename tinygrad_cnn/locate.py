@@ -1,0 +1,320 @@
+"""Find the wrong gradient: check every op of a recorded graph on its own inputs.
+
+`locate_gradient_error(f, inputs)` runs `f` once on float64 copies of the inputs while
+tracing (so each node knows the user's ``file:line`` that created it), then checks every
+op node alone: for a random upstream gradient u, the analytic vector-Jacobian product of
+the node against central differences of <u, op(x)>, for every differentiable input, with
+the node's inputs (as float64) and parameters as recorded. ``order=2`` checks each node's
+backward as a function of its inputs and u. The first node whose own check fails is the
+culprit; a correct op is never blamed for
+
+- a kink: where the two one-sided differences disagree, the op is not differentiable
+  (relu or abs at 0, tied maxima); such elements are not compared, and a node with no
+  other failure is reported as "not differentiable here" (see docs/ops.md#tie-rule);
+- round-off: a failure is repeated over a sweep of step sizes; an error that falls to
+  within tolerance for some step is "round-off" (a float32 computation inside), one that
+  never does is a "bug".
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from . import trace
+from .autograd import Context, enable_grad, grad_of, topological_nodes
+from .tensor import Tensor
+
+__all__ = ["locate_gradient_error", "LocateReport", "NodeReport", "FULL_ELEMENTS",
+           "SAMPLED_ELEMENTS", "EPS_SWEEP"]
+
+FULL_ELEMENTS = 256     # inputs up to this size are checked element by element
+SAMPLED_ELEMENTS = 48   # larger ones: this many random elements...
+DIRECTIONS = 2          # ...plus this many random directions over the whole input
+EPS_SWEEP = (1e-2, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8)
+STATUSES = ("passed", "failed", "not differentiable here", "not checked")
+
+
+@dataclass
+class NodeReport:
+    """The check of one op node on its own recorded inputs."""
+
+    op: str
+    params: dict
+    where: str
+    status: str
+    node: Context | None = field(default=None, repr=False)
+    input_index: int | None = None
+    input_shape: tuple[int, ...] | None = None
+    worst_index: tuple[int, ...] | None = None
+    analytic: float | None = None
+    numeric: float | None = None
+    max_abs_error: float = 0.0
+    max_rel_error: float = 0.0
+    diagnosis: str | None = None
+    reason: str | None = None
+    eps_sweep: list[tuple[float, float]] = field(default_factory=list)
+
+    def describe(self) -> str:
+        """One sentence: what failed where, with the numbers."""
+        head = f"{self.op} at {self.where}"
+        if self.status == "failed":
+            sweep = ", ".join(f"{eps:g}: {err:.2g}" for eps, err in self.eps_sweep)
+            return (f"{head}: gradient of input {self.input_index} (shape "
+                    f"{self.input_shape}) is wrong at element {self.worst_index}: analytic "
+                    f"{self.analytic:.8g}, numeric {self.numeric:.8g} (max rel error "
+                    f"{self.max_rel_error:.3g}); diagnosis {self.diagnosis} (error by eps: "
+                    f"{sweep})")
+        if self.status == "not differentiable here":
+            return (f"{head}: not differentiable at element {self.worst_index} of input "
+                    f"{self.input_index} (the one-sided differences disagree)")
+        if self.status == "not checked":
+            return f"{head}: not checked ({self.reason})"
+        return f"{head}: passed"
+
+
+@dataclass
+class LocateReport:
+    """Per-node results of `locate_gradient_error`, in forward order."""
+
+    nodes: list[NodeReport]
+    output: Tensor
+    order: int
+
+    @property
+    def passed(self) -> bool:
+        return not any(n.status == "failed" for n in self.nodes)
+
+    @property
+    def culprit(self) -> NodeReport | None:
+        """The first failing node in forward order, a bug before round-off."""
+        failed = [n for n in self.nodes if n.status == "failed"]
+        bugs = [n for n in failed if n.diagnosis == "bug"]
+        return (bugs or failed or [None])[0]
+
+    def rows(self) -> list[tuple[str, str, str, str, str]]:
+        return [(str(k), n.op, n.where, n.status if n.diagnosis is None
+                 else f"{n.status} ({n.diagnosis})",
+                 f"{n.max_rel_error:.2g}" if n.status != "not checked" else "")
+                for k, n in enumerate(self.nodes)]
+
+    def notes(self) -> list[str]:
+        notes = []
+        if self.culprit is not None:
+            notes.append(f"culprit: {self.culprit.describe()}")
+        if any(n.status == "not differentiable here" for n in self.nodes):
+            notes.append("some ops were evaluated where they are not differentiable (a kink "
+                         "or tied maxima, see the tie rule in docs/ops.md): a function-level "
+                         "check may disagree there although every op is right")
+        return notes
+
+    def __str__(self) -> str:
+        header = ("node", "op", "where", "status", "max rel err")
+        rows = [header] + self.rows()
+        widths = [max(len(r[i]) for r in rows) for i in range(5)]
+        lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip()
+                 for row in rows]
+        lines.insert(1, "-" * len(lines[0]))
+        title = f"gradient localisation, order {self.order}: " + \
+            ("every op passed" if self.passed else "FAILED")
+        return "\n".join([title] + lines + self.notes())
+
+    def _repr_html_(self) -> str:
+        colours = {"passed": "#d4edda", "failed": "#f8d7da",
+                   "not differentiable here": "#fff3cd", "not checked": "#e2e3e5"}
+        cells = "".join(f"<th>{h}</th>" for h in ("node", "op", "where", "status",
+                                                   "max rel err"))
+        body = "".join(
+            f"<tr style='background:{colours[n.status]}'>" +
+            "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
+            for n, row in zip(self.nodes, self.rows()))
+        notes = "".join(f"<p>{html.escape(note)}</p>" for note in self.notes())
+        return f"<table><tr>{cells}</tr>{body}</table>{notes}"
+
+
+# ----------------------------------------------------------------------------- one node
+def _as_float64(tensor: Tensor) -> np.ndarray:
+    data = tensor.data
+    return np.array(data, dtype=np.float64) if data.dtype.kind == "f" else data
+
+
+def _node_function(node: Context, order: int, differentiable: list[int]
+                   ) -> Callable[..., Tensor]:
+    """The node's op as a function of its inputs; for order 2, its backward as a function
+    of (inputs..., u), flattened into one vector."""
+    def op(*xs: Tensor) -> Tensor:
+        return node.fn.apply(*xs, **node.params)
+
+    if order == 1:
+        return op
+
+    def first_gradient(*args: Tensor) -> Tensor:
+        xs, u = list(args[:-1]), args[-1]
+        for i in differentiable:  # probes pass plain values: differentiate them anyway
+            if not xs[i].requires_grad:
+                xs[i] = Tensor._make(xs[i].data, True, None)
+        with enable_grad():
+            grads = grad_of(op(*xs), [xs[i] for i in differentiable], u,
+                            create_graph=True, allow_unused=True)
+        from .ops import concatenate
+        return concatenate([(g if g is not None else Tensor(np.zeros(xs[i].shape)))
+                            .reshape(-1) for g, i in zip(grads, differentiable)])
+    return first_gradient
+
+
+def _probe(function: Callable, values: list[np.ndarray], upstream: np.ndarray,
+           index: int, direction: np.ndarray, steps: tuple[float, ...]) -> list[float]:
+    """<u, function(values with input `index` moved by step * direction)> for each step."""
+    base = values[index]
+    results = []
+    for step in steps:
+        values[index] = base + step * direction
+        out = function(*[Tensor._make(v, False, None) for v in values])
+        results.append(float(np.sum(upstream * np.asarray(out.data, np.float64))))
+    values[index] = base
+    return results
+
+
+def _directional(function, values, upstream, index, direction, eps) -> float:
+    plus, minus = _probe(function, values, upstream, index, direction, (eps, -eps))
+    return (plus - minus) / (2 * eps)
+
+
+def _directions(size: int, shape: tuple[int, ...], rng: np.random.Generator):
+    """(direction, element index or None) pairs: every element of a small input, else a
+    random sample of elements and a few random directions over the whole input."""
+    if size <= FULL_ELEMENTS:
+        picks = range(size)
+    else:
+        picks = np.sort(rng.choice(size, SAMPLED_ELEMENTS, replace=False))
+    for flat in picks:
+        direction = np.zeros(size)
+        direction[flat] = 1.0
+        yield direction.reshape(shape), tuple(int(i) for i in np.unravel_index(flat, shape))
+    if size > FULL_ELEMENTS:
+        for _ in range(DIRECTIONS):
+            yield rng.standard_normal(shape), None
+
+
+def _check_input(function, values, upstream, index, analytic, rng, eps, atol, rtol):
+    """All probes of one input: (worst (violation, analytic, numeric, element, direction)
+    or None, max abs error, max rel error, kink elements). A probe whose one-sided
+    differences (f(x+e) - f(x))/e and (f(x) - f(x-e))/e disagree is a kink: not counted."""
+    (centre,) = _probe(function, values, upstream, index, np.zeros(values[index].shape),
+                       (0.0,))
+    worst, kinks = None, []
+    max_abs = max_rel = 0.0
+    for direction, element in _directions(values[index].size, values[index].shape, rng):
+        plus, minus = _probe(function, values, upstream, index, direction, (eps, -eps))
+        forward, backward = (plus - centre) / eps, (centre - minus) / eps
+        if abs(forward - backward) > atol + rtol * max(abs(forward), abs(backward)):
+            kinks.append(element)
+            continue
+        expected, numeric = float(np.sum(analytic * direction)), (plus - minus) / (2 * eps)
+        error = abs(expected - numeric) if np.isfinite(expected) or expected == numeric \
+            else np.inf
+        violation = error / (atol + rtol * abs(numeric))
+        max_abs = max(max_abs, error)
+        max_rel = max(max_rel, error / max(abs(numeric), 1e-12))
+        if worst is None or violation > worst[0]:
+            worst = (violation, expected, numeric, element, direction)
+    return worst, max_abs, max_rel, kinks
+
+
+def _diagnose(function, values, upstream, index, direction, analytic_value, atol, rtol):
+    """'round-off' if some step size brings the numeric value within tolerance, else
+    'bug'; with the error at each step."""
+    sweep = []
+    for eps in EPS_SWEEP:
+        numeric = _directional(function, values, upstream, index, direction, eps)
+        sweep.append((eps, abs(analytic_value - numeric)))
+    fits = any(err <= atol + rtol * abs(analytic_value) for _, err in sweep)
+    return ("round-off" if fits else "bug"), sweep
+
+
+def op_name(node: Context) -> str:
+    """The registered name of the node's op, or its Function class's name."""
+    from .ops import REGISTRY
+    spec = REGISTRY.get(node.fn.name)
+    return node.fn.name if spec is not None and spec.function is node.fn else node.fn.__name__
+
+
+def _check_node(node: Context, order: int, eps: float, atol: float, rtol: float,
+                rng: np.random.Generator) -> NodeReport:
+    report = NodeReport(op_name(node), dict(node.params), node.where or "?", "passed", node)
+    values = [_as_float64(t) for t in node.inputs]
+    differentiable = [i for i, t in enumerate(node.inputs)
+                      if t.requires_grad and t.dtype.kind == "f"]
+    if not differentiable:
+        report.status = "not checked"
+        report.reason = "integer input" if any(t.dtype.kind in "biu" for t in node.inputs) \
+            else "no grad needed"
+        return report
+    checked = differentiable
+    if order == 2:
+        out_shape = node.fn.apply(*[Tensor._make(v, False, None) for v in values],
+                                  **node.params).shape
+        values.append(rng.standard_normal(out_shape))
+        checked = differentiable + [len(values) - 1]
+    function = _node_function(node, order, differentiable)
+    tensors = [Tensor._make(v, i in checked, None) for i, v in enumerate(values)]
+    with enable_grad():
+        out = function(*tensors)
+    upstream = rng.standard_normal(out.shape)
+    grads = grad_of(out, [tensors[i] for i in checked], upstream, allow_unused=True) \
+        if out.requires_grad else [None] * len(checked)
+    for index, grad in zip(checked, grads):
+        analytic = np.zeros(values[index].shape) if grad is None else \
+            np.asarray(grad.data, np.float64)
+        worst, max_abs, max_rel, kinks = _check_input(function, values, upstream, index,
+                                                      analytic, rng, eps, atol, rtol)
+        report.max_abs_error = max(report.max_abs_error, max_abs)
+        report.max_rel_error = max(report.max_rel_error, max_rel)
+        if worst is not None and worst[0] > 1:
+            _, expected, numeric, element, direction = worst
+            diagnosis, sweep = _diagnose(function, values, upstream, index, direction,
+                                         expected, atol, rtol)
+            replaces = report.status != "failed" or (diagnosis == "bug" and
+                                                      report.diagnosis != "bug")
+            if replaces:
+                report.status, report.diagnosis, report.eps_sweep = "failed", diagnosis, sweep
+                report.input_index, report.input_shape = index, values[index].shape
+                report.worst_index, report.analytic, report.numeric = element, expected, numeric
+        elif kinks and report.status == "passed":
+            report.status = "not differentiable here"
+            report.input_index, report.input_shape = index, values[index].shape
+            report.worst_index = kinks[0]
+    return report
+
+
+# ----------------------------------------------------------------------------- public
+def locate_gradient_error(f: Callable, inputs: Sequence[Any], *, eps: float = 1e-6,
+                          atol: float = 1e-5, rtol: float = 1e-3, order: int = 1,
+                          seed: int = 0) -> LocateReport:
+    """Check every op node of `f`'s graph on its own inputs and name the first wrong one.
+
+    `f` and `inputs` are as for `gradcheck`: floating arrays and Tensors with
+    requires_grad=True are differentiated (as float64 copies; the user's arrays are never
+    changed), others pass through. Returns a `LocateReport`: ``report.culprit`` is the
+    first failing node in forward order (None if every op passed), ``print(report)`` shows
+    a table, and ``to_dot(report.output, check=report)`` colours the graph by the result.
+    """
+    if order not in (1, 2):
+        raise ValueError(f"locate_gradient_error: order must be 1 or 2, got {order!r}")
+    from .gradcheck import prepare_inputs
+    values, checked, names = prepare_inputs(inputs, "locate_gradient_error")
+    tensors = [Tensor(v, requires_grad=i in checked, name=names[i] if i in checked else None)
+               for i, v in enumerate(values)]
+    with enable_grad(), trace.tracing():
+        out = f(*tensors)
+    if not isinstance(out, Tensor):
+        raise TypeError(f"locate_gradient_error: the function must return a Tensor, got "
+                        f"{type(out).__name__}")
+    nodes = sorted(topological_nodes([out]), key=lambda node: node.sequence)
+    rng = np.random.default_rng(seed)
+    reports = [_check_node(node, order, eps, atol, rtol, rng) for node in nodes]
+    return LocateReport(reports, out, order)

@@ -1,0 +1,143 @@
+"""Debug hooks of the engine: where the user's code created each node, and anomaly mode.
+
+Both are off by default and then cost one attribute check per op (`state.active` in
+`Function.apply`) and one per node in backward (`state.anomaly`). When on:
+
+- `tracing()` (used by `locate_gradient_error`) records on every node the ``file:line`` of
+  the first stack frame outside this package, and a sequence number in creation order;
+- `detect_anomaly()` does the same and checks every op's output and every gradient for NaN
+  and Inf, raising `AnomalyError` at the first op that produced one.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from contextlib import ContextDecorator
+from typing import Any
+
+import numpy as np
+
+__all__ = ["AnomalyError", "detect_anomaly", "tracing", "user_site", "state"]
+
+PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+class _DebugState(threading.local):
+    def __init__(self) -> None:
+        self.tracing = 0      # nesting depth of tracing() blocks
+        self.anomaly = 0      # nesting depth of detect_anomaly() blocks
+        self.in_backward = 0  # >0 while a backward formula runs: its ops are not blamed
+        self.counter = 0
+
+    @property
+    def active(self) -> bool:
+        return bool(self.tracing or self.anomaly)
+
+
+state = _DebugState()
+
+
+class AnomalyError(FloatingPointError):
+    """An op produced NaN or Inf under `detect_anomaly`.
+
+    Attributes: `op`, `phase` ("forward" or "backward"), `where` (the user's file:line that
+    created the op), `shape` (of the non-finite array), `count` (its non-finite elements),
+    `input_finite` (whether the op's inputs, and in backward the upstream gradient, were
+    all finite: True means this op is the source).
+    """
+
+    def __init__(self, op: str, phase: str, where: str, shape: tuple[int, ...], count: int,
+                 input_finite: bool, detail: str = "") -> None:
+        self.op, self.phase, self.where = op, phase, where
+        self.shape, self.count, self.input_finite = shape, count, input_finite
+        source = "from finite inputs" if input_finite else "from inputs that were already " \
+                                                           "non-finite"
+        super().__init__(f"{op} ({where}) produced {count} non-finite value(s) in its "
+                         f"{phase}{detail}, shape {shape}, {source}")
+
+
+def user_site() -> str:
+    """``file.py:LINE`` of the innermost stack frame outside the tinygrad_cnn package."""
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename.startswith(PACKAGE_DIR):
+        frame = frame.f_back
+    if frame is None:
+        return "<tinygrad_cnn>"
+    return f"{os.path.basename(frame.f_code.co_filename)}:{frame.f_lineno}"
+
+
+def _non_finite(array: np.ndarray) -> int:
+    if array.dtype.kind not in "fc" or array.size == 0:
+        return 0
+    return int(array.size - np.count_nonzero(np.isfinite(array)))
+
+
+def on_forward(ctx: Any, arrays: list[np.ndarray], out: np.ndarray) -> None:
+    """Called by `Function.apply` while tracing or in anomaly mode."""
+    ctx.where = user_site()
+    ctx.sequence = state.counter
+    state.counter += 1
+    if not state.anomaly or state.in_backward:
+        return
+    count = _non_finite(out)
+    if count:
+        finite = all(_non_finite(a) == 0 for a in arrays)
+        raise AnomalyError(ctx.name, "forward", ctx.where, out.shape, count, finite)
+
+
+def on_backward(node: Any, g: Any, input_grads: tuple) -> None:
+    """Called for every node in backward in anomaly mode, with what its backward returned."""
+    for index, grad in enumerate(input_grads):
+        if grad is None:
+            continue
+        array = grad.data if hasattr(grad, "data") else np.asarray(grad)
+        count = _non_finite(array)
+        if count:
+            finite = _non_finite(g.data) == 0 and \
+                all(_non_finite(t.data) == 0 for t in node.inputs)
+            raise AnomalyError(node.name, "backward", node.where or "<created outside "
+                               "detect_anomaly>", array.shape, count, finite,
+                               f" (the gradient of input {index})")
+
+
+class _Counter(ContextDecorator):
+    field = ""
+
+    def __enter__(self) -> _Counter:
+        setattr(state, self.field, getattr(state, self.field) + 1)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        setattr(state, self.field, getattr(state, self.field) - 1)
+
+
+class tracing(_Counter):
+    """Nodes created inside record `where` and `sequence` (for localisation)."""
+
+    field = "tracing"
+
+
+class detect_anomaly(_Counter):
+    """Context manager and decorator: raise `AnomalyError` at the first op whose forward
+    output or backward gradient holds NaN or Inf, naming the op, the phase and the line of
+    the user's code that created it. Thread-local; blocks nest.
+
+    >>> import numpy as np, tinygrad_cnn as tg
+    >>> x = tg.Tensor(np.array([0.0, 1.0]), requires_grad=True)
+    >>> with tg.detect_anomaly():
+    ...     y = x.sqrt().sum()
+    ...     y.backward()
+    Traceback (most recent call last):
+    ...
+    tinygrad_cnn.trace.AnomalyError: sqrt (<doctest ...>:2) produced 1 non-finite value(s) in its backward (the gradient of input 0), shape (2,), from finite inputs
+    """
+
+    field = "anomaly"
+
+
+class backward_formula(_Counter):
+    """While a node's backward formula runs, its inner ops are not checked on their own."""
+
+    field = "in_backward"
