@@ -55,6 +55,10 @@ def _op_reports(names: list[str]) -> list[tuple[str, str, object, bool]]:
 
 
 def cmd_gradcheck(args: argparse.Namespace) -> int:
+    if args.demo or args.localize:
+        if args.localize and not args.model:
+            raise UsageError("--localize checks a model's loss op by op: add --model NAME")
+        return cmd_localize(args)
     if args.op and args.op not in REGISTRY:
         raise UsageError(f"unknown op {args.op!r}; registered ops: {', '.join(REGISTRY)}")
     names = [args.op] if args.op else list(REGISTRY)
@@ -71,6 +75,50 @@ def cmd_gradcheck(args: argparse.Namespace) -> int:
         failures += _gradcheck_model(args.model)
     print(f"{'all passed' if not failures else f'{failures} failed'}")
     return 1 if failures else 0
+
+
+def _write_check_graph(report: object, path: str) -> None:
+    from .viz import RendererNotFound, draw_graph
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            written = draw_graph(report.output, path=path, check=report)
+    except RendererNotFound as error:
+        raise UsageError(str(error)) from None
+    except OSError as error:
+        raise UsageError(f"cannot write {path}: {error}") from None
+    print(f"wrote the graph coloured by the check to {written}")
+
+
+def cmd_localize(args: argparse.Namespace) -> int:
+    """gradcheck --demo, or --model NAME --localize: the per-op check of a loss."""
+    from .locate import locate_gradient_error
+    if args.demo:
+        from .demo import demo_inputs, demo_loss
+        params, images, labels = demo_inputs()
+        keys = list(params)
+        print("a conv net whose hand-written LeakyScale op has a planted bug in its backward")
+    else:
+        from .models import get_model
+        try:
+            model, init_model = get_model(args.model)
+        except ValueError as error:
+            raise UsageError(str(error)) from None
+        rng = np.random.default_rng(0)
+        params = {k: v.data.astype(np.float64) for k, v in
+                  init_model(rng, image_size=8).items()}
+        images, labels, keys = rng.standard_normal((2, 1, 8, 8)), np.array([1, 3]), list(params)
+
+        def demo_loss(p: dict, x: np.ndarray, y: np.ndarray) -> object:
+            from . import functional as F
+            return F.cross_entropy(model(p, x), y)
+    report = locate_gradient_error(
+        lambda *values: demo_loss(dict(zip(keys, values)), images, labels),
+        [params[k] for k in keys])
+    print(report)
+    if args.graph:
+        _write_check_graph(report, args.graph)
+    return 0 if args.demo or report.passed else 1
 
 
 def _gradcheck_model(name: str) -> int:
@@ -165,6 +213,12 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--op", help="one registered op (default: all)")
     which.add_argument("--all", action="store_true", help="every registered op (default)")
     gradcheck.add_argument("--model", help="also check this model's loss (e.g. lenet5)")
+    gradcheck.add_argument("--localize", action="store_true",
+                           help="with --model: check every op of the loss on its own inputs")
+    gradcheck.add_argument("--demo", action="store_true",
+                           help="find a planted bug in a small conv net, op by op")
+    gradcheck.add_argument("--graph", help="with --localize or --demo: write the graph "
+                           "coloured by the check (.svg, .png or .dot)")
     gradcheck.set_defaults(run=cmd_gradcheck)
     graph = commands.add_parser("graph", help="render a model's computation graph")
     graph.add_argument("--model", default="lenet5", help="lenet5, vgg or inception")

@@ -148,7 +148,11 @@ MODELS: dict[str, tuple[Callable, Callable]] = {
     "inception": (inception, init_inception)}
 
 
+ALIASES = {"lenet": "lenet5"}
+
+
 def get_model(name: str) -> tuple[Callable, Callable]:
+    name = ALIASES.get(name, name)
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
     return MODELS[name]

@@ -4,7 +4,8 @@ Both are off by default and then cost one attribute check per op (`state.active`
 `Function.apply`) and one per node in backward (`state.anomaly`). When on:
 
 - `tracing()` (used by `locate_gradient_error`) records on every node the ``file:line`` of
-  the first stack frame outside this package, and a sequence number in creation order;
+  the first stack frame outside the engine and the ops (`ENGINE_FILES`), and a sequence
+  number in creation order;
 - `detect_anomaly()` does the same and checks every op's output and every gradient for NaN
   and Inf, raising `AnomalyError` at the first op that produced one.
 """
@@ -22,6 +23,11 @@ import numpy as np
 __all__ = ["AnomalyError", "detect_anomaly", "tracing", "user_site", "state"]
 
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+# the files that implement ops and the engine: a node's `where` is the first frame outside
+# them (so the zoo's models.py and the demo count as user code)
+ENGINE_FILES = tuple(os.path.join(PACKAGE_DIR, name) for name in (
+    "tensor.py", "autograd.py", "functional.py", "trace.py", "locate.py", "gradcheck.py",
+    "viz.py", "ops" + os.sep))
 
 
 class _DebugState(threading.local):
@@ -59,9 +65,9 @@ class AnomalyError(FloatingPointError):
 
 
 def user_site() -> str:
-    """``file.py:LINE`` of the innermost stack frame outside the tinygrad_cnn package."""
+    """``file.py:LINE`` of the innermost stack frame outside the engine and the ops."""
     frame = sys._getframe(1)
-    while frame is not None and frame.f_code.co_filename.startswith(PACKAGE_DIR):
+    while frame is not None and frame.f_code.co_filename.startswith(ENGINE_FILES):
         frame = frame.f_back
     if frame is None:
         return "<tinygrad_cnn>"

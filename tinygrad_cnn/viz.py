@@ -36,6 +36,11 @@ STYLE = {
     "bad": {"color": "red", "fontcolor": "red", "penwidth": "2.5"},
 }
 SHAPE_OPS = {"reshape", "transpose", "broadcast_to", "cast", "identity"}
+# a gradient-check status -> (fill colour, DOT class copied into the SVG)
+CHECK_STYLE = {"passed": ("#c3e6cb", "check-passed"), "failed": ("#f5c6cb", "check-failed"),
+               "not differentiable here": ("#ffe08a", "check-nondiff"),
+               "not checked": ("#e2e3e5", "check-unchecked")}
+CHECK_SEVERITY = ("failed", "not differentiable here", "passed", "not checked")
 
 
 # ----------------------------------------------------------------------------- the walk
@@ -156,7 +161,7 @@ def _backward_outputs(outputs: Sequence[Tensor]) -> list[Tensor]:
 def to_dot(*outputs: Tensor, params: Any = None, show_shapes: bool = True,
            show_dtypes: bool = False, show_grads: bool = False, show_attrs: bool = True,
            backward: bool = False, rankdir: str = "TB",
-           max_nodes: int | None = None) -> graphviz.Digraph:
+           max_nodes: int | None = None, check: Any = None) -> graphviz.Digraph:
     """The recorded graph behind `outputs` as a graphviz Digraph (Jupyter shows it).
 
     Parameters
@@ -168,6 +173,11 @@ def to_dot(*outputs: Tensor, params: Any = None, show_shapes: bool = True,
         of the leaves and how they were computed).
     max_nodes : above this many op nodes, fold chains of ops into blocks and repeated
         blocks into one "xN" node; the graph's title says what was folded.
+    check : a `LocateReport`: colour each op by its own gradient check (green passed, red
+        failed with the error and element, amber not differentiable here, grey not
+        checked), with a DOT class ``check-<status>`` and a tooltip with where it was
+        created. The graph may be the report's own or one recorded by another call of
+        the same function (matched by forward order and op name).
     """
     if not outputs or not all(isinstance(t, Tensor) for t in outputs):
         raise TypeError("to_dot: pass one or more output Tensors")
@@ -177,6 +187,7 @@ def to_dot(*outputs: Tensor, params: Any = None, show_shapes: bool = True,
     options = {"show_shapes": show_shapes, "show_dtypes": show_dtypes,
                "show_grads": show_grads, "show_attrs": show_attrs}
     tensors, nodes = _walk(roots)
+    options["check"] = _check_results(nodes, check) if check is not None else None
     names = _param_names(params)
     dot = graphviz.Digraph("computation_graph", graph_attr={"rankdir": rankdir},
                            node_attr={"fontname": "Helvetica", "fontsize": "11"})
@@ -208,12 +219,49 @@ def _draw_full(dot: graphviz.Digraph, roots: list[Tensor], tensors: list[Tensor]
                  **_tensor_attrs(tensor, id(tensor) in root_ids))
     for node in nodes:
         label = op_label(node) if options["show_attrs"] else node.name
-        dot.node(node_ids[id(node)], label, **STYLE["op"])
+        attrs = dict(STYLE["op"])
+        if options["check"] is not None:
+            result = options["check"][id(node)]
+            label += _check_note(result)
+            attrs.update(_check_attrs(result.status, result.where))
+        dot.node(node_ids[id(node)], label, **attrs)
         for tensor in node.inputs:
             dot.edge(tensor_ids[id(tensor)], node_ids[id(node)])
     for tensor in tensors:
         if tensor.grad_fn is not None:
             dot.edge(node_ids[id(tensor.grad_fn)], tensor_ids[id(tensor)])
+
+
+# ----------------------------------------------------------------------------- check colours
+def _check_results(nodes: list[Context], check: Any) -> dict[int, Any]:
+    """id(node) -> its NodeReport: by identity on the report's own graph, else by forward
+    order and op name on a graph recorded by another call of the same function."""
+    from .locate import op_name
+    own = {id(r.node): r for r in check.nodes}
+    if all(id(n) in own for n in nodes):
+        return {id(n): own[id(n)] for n in nodes}
+    drawn = _topological([n.output for n in nodes if not n.released])
+    reported = [own[id(n)] for n in _topological([check.output])]
+    if len(drawn) != len(reported):
+        raise ValueError(f"to_dot(check=...): the graph has {len(drawn)} ops but the report "
+                         f"checked {len(reported)}; pass a graph of the same function")
+    for k, (node, result) in enumerate(zip(drawn, reported)):
+        if op_name(node) != result.op:
+            raise ValueError(f"to_dot(check=...): op {k} in forward order is {op_name(node)} "
+                             f"in the graph but {result.op} in the report; pass a graph "
+                             "recorded by the same function")
+    return {id(n): r for n, r in zip(drawn, reported)}
+
+
+def _check_attrs(status: str, where: str) -> dict:
+    colour, css_class = CHECK_STYLE[status]
+    return {"fillcolor": colour, "class": css_class, "tooltip": f"{status}: {where}"}
+
+
+def _check_note(result: Any) -> str:
+    if result.status == "failed":
+        return f"\nrel err {result.max_rel_error:.2g} at {result.worst_index}"
+    return ""
 
 
 # ----------------------------------------------------------------------------- folding
@@ -302,12 +350,18 @@ def _draw_folded(dot: graphviz.Digraph, roots: list[Tensor], tensors: list[Tenso
                   for t in n.inputs if _kind(t) == "parameter"]
         text = labels[members[0]] + (f"  x{len(members)}" if len(members) > 1 else "")
         text += f"\n{tuple(last.shape)}"
-        if leaves:
-            shown = [leaf for leaf in leaves if leaf][:4]
-            text += "\nparams: " + ", ".join(shown) + (" ..." if len(leaves) > 4 else "")
+        shown = [leaf for leaf in leaves if leaf]
+        if shown:
+            text += "\nparams: " + ", ".join(shown[:4]) + (" ..." if len(shown) > 4 else "")
         attrs = dict(STYLE["op"])
         if any(id(n.output) in {id(r) for r in roots} for b in members for n in blocks[b]):
             attrs["peripheries"] = "2"
+        if options["check"] is not None:
+            results = [options["check"][id(n)] for b in members for n in blocks[b]]
+            worst = min(results, key=lambda r: CHECK_SEVERITY.index(r.status))
+            if worst.status == "failed":
+                text += f"\nFAILED: {worst.op}" + _check_note(worst)
+            attrs.update(_check_attrs(worst.status, worst.where))
         dot.node(f"block{g}", text, **attrs)
     for a, b in sorted({(group_of[a], group_of[b]) for a, b in edges if
                         group_of[a] != group_of[b]}):
