@@ -133,9 +133,15 @@ class Function:
     written with Tensor ops so that it is itself differentiable; it may read ``ctx.inputs``,
     ``ctx.output``, ``ctx.saved`` and ``ctx.params``. Broadcasting is undone by the engine:
     a gradient may have the broadcast shape of the output.
+
+    `backward_reads` lists the inputs whose values the backward reads (None: all of them)
+    and `backward_reads_output` whether it reads the output; `summary` counts them, with
+    `ctx.saved`, as the memory the graph keeps for backward.
     """
 
     name: str = ""
+    backward_reads: tuple[int, ...] | None = None
+    backward_reads_output: bool = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

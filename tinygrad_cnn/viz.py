@@ -446,17 +446,35 @@ def _multiply_accumulates(node: Context) -> int:
     return 0
 
 
+def saved_arrays(node: Context) -> list[np.ndarray]:
+    """The arrays a node keeps for its backward: what its forward saved, arrays among its
+    parameters (pooling winners, masks), and the input and output values its backward
+    reads (`Function.backward_reads`, `backward_reads_output`)."""
+    arrays = [a for a in (node.saved or ()) if isinstance(a, np.ndarray)]
+    arrays += [v for v in node.params.values() if isinstance(v, np.ndarray)]
+    reads = node.fn.backward_reads
+    indices = range(len(node.inputs)) if reads is None else reads
+    arrays += [node.inputs[i].data for i in indices if i < len(node.inputs)]
+    if node.fn.backward_reads_output:
+        arrays.append(node.output.data)
+    unique = {id(a): a for a in arrays}
+    return list(unique.values())
+
+
 def summary(f: Callable, *args: Any, file: Any = None) -> list[dict]:
     """Call f(*args) once and tabulate its ops in order: op, output shape, parameters
     (tensors that require grad, counted at the op that first uses them, through shape
-    ops), and multiply-accumulates of conv and matmul. Prints the table; returns the rows
-    (dicts) with a final "total" row."""
+    ops), multiply-accumulates of conv and matmul, and the bytes each op keeps for
+    backward (`saved_arrays`). Prints the table; returns the rows (dicts) with a final
+    "total" row, whose saved bytes count each array once."""
     with enable_grad():
         out = f(*args)
     if not isinstance(out, Tensor):
         raise TypeError(f"summary: the function must return a Tensor, got {type(out).__name__}")
-    rows, counted, carried = [], set(), {}
+    rows, counted, carried, kept = [], set(), {}, {}
     for node in _topological([out]):
+        arrays = saved_arrays(node)
+        kept.update((id(a), a) for a in arrays)
         params = 0
         for t in node.inputs:
             if _kind(t) == "parameter" and id(t) not in counted:
@@ -467,19 +485,30 @@ def summary(f: Callable, *args: Any, file: Any = None) -> list[dict]:
             carried[id(node.output)] = params  # a reshaped parameter: count it at its user
             continue
         rows.append({"op": op_label(node), "output_shape": tuple(node.output.shape),
-                     "params": params, "macs": _multiply_accumulates(node)})
+                     "params": params, "macs": _multiply_accumulates(node),
+                     "saved_bytes": sum(a.nbytes for a in arrays)})
     rows.append({"op": "total", "output_shape": tuple(out.shape),
-                 "params": sum(r["params"] for r in rows), "macs": sum(r["macs"] for r in rows)})
+                 "params": sum(r["params"] for r in rows), "macs": sum(r["macs"] for r in rows),
+                 "saved_bytes": sum(a.nbytes for a in kept.values())})
     _print_summary(rows, file)
     return rows
 
 
 def _print_summary(rows: list[dict], file: Any) -> None:
     width = max(len(r["op"]) for r in rows)
-    print(f"{'op':<{width}}  {'output shape':<18} {'params':>10} {'MACs':>14}", file=file)
-    print("-" * (width + 46), file=file)
+    print(f"{'op':<{width}}  {'output shape':<18} {'params':>10} {'MACs':>14} "
+          f"{'saved':>10}", file=file)
+    print("-" * (width + 57), file=file)
     for row in rows:
         if row["op"] == "total":
-            print("-" * (width + 46), file=file)
+            print("-" * (width + 57), file=file)
         print(f"{row['op']:<{width}}  {str(row['output_shape']):<18} {row['params']:>10,} "
-              f"{row['macs']:>14,}", file=file)
+              f"{row['macs']:>14,} {_bytes(row['saved_bytes']):>10}", file=file)
+
+
+def _bytes(count: int) -> str:
+    for unit in ("B", "KB", "MB"):
+        if count < 1024 or unit == "MB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1024
+    return ""

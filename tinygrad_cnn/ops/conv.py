@@ -282,6 +282,8 @@ class Conv2d(Function):
     """Cross-correlation of (N, C, H, W) with (F, C/G, KH, KW), plus an optional bias (F,)
     added in the same pass -> (N, F, OH, OW)."""
 
+    backward_reads = (0, 1)
+
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, w: np.ndarray, *bias: np.ndarray,
                 **geometry) -> np.ndarray:
@@ -324,6 +326,8 @@ def _input_grad_samples(rng: np.random.Generator) -> list[Sample]:
 class Conv2dInputGrad(Function):
     """Gradient of conv2d with respect to its input: conv_transpose2d of g with w."""
 
+    backward_reads = (0, 1)
+
     @staticmethod
     def forward(ctx: Context, g: np.ndarray, w: np.ndarray, *, input_hw: tuple[int, int],
                 **geometry) -> np.ndarray:
@@ -348,6 +352,8 @@ def _weight_grad_samples(rng: np.random.Generator) -> list[Sample]:
 @defop("conv2d_weight_grad", samples=_weight_grad_samples)
 class Conv2dWeightGrad(Function):
     """Gradient of conv2d with respect to its weight, from input x and upstream g."""
+
+    backward_reads = (0, 1)
 
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, g: np.ndarray, *, kernel: tuple[int, int],
@@ -405,6 +411,8 @@ def _unfold_samples(rng: np.random.Generator) -> list[Sample]:
 class Unfold(Function):
     """im2col: sliding windows of (N, C, H, W) as columns (N, C*KH*KW, OH*OW)."""
 
+    backward_reads = ()
+
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, **window) -> np.ndarray:
         return unfold_forward(x, **window)
@@ -424,6 +432,8 @@ def _fold_samples(rng: np.random.Generator) -> list[Sample]:
 @defop("fold", samples=_fold_samples)
 class Fold(Function):
     """col2im: columns (N, C*KH*KW, OH*OW) summed back into (N, C, H, W)."""
+
+    backward_reads = ()
 
     @staticmethod
     def forward(ctx: Context, cols: np.ndarray, *, output_hw: tuple[int, int],

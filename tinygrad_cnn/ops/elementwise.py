@@ -50,6 +50,8 @@ def broadcast_error(name: str, a: np.ndarray, b: np.ndarray) -> ValueError:
 class Add(Function):
     """a + b"""
 
+    backward_reads = ()
+
     @staticmethod
     def forward(ctx: Context, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         try:
@@ -66,6 +68,8 @@ class Add(Function):
 class Sub(Function):
     """a - b"""
 
+    backward_reads = ()
+
     @staticmethod
     def forward(ctx: Context, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         try:
@@ -81,6 +85,8 @@ class Sub(Function):
 @defop("mul", samples=_binary_samples)
 class Mul(Function):
     """a * b"""
+
+    backward_reads = (0, 1)
 
     @staticmethod
     def forward(ctx: Context, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -99,6 +105,8 @@ class Mul(Function):
 @defop("div", samples=lambda rng: _binary_samples(rng, away_from_zero))
 class Div(Function):
     """a / b"""
+
+    backward_reads = (0, 1)
 
     @staticmethod
     def forward(ctx: Context, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -119,6 +127,8 @@ class Div(Function):
 @defop("neg", samples=_unary_samples())
 class Neg(Function):
     """-x"""
+
+    backward_reads = ()
 
     @staticmethod
     def forward(ctx: Context, x: np.ndarray) -> np.ndarray:
@@ -143,6 +153,9 @@ def _pow_samples(rng: np.random.Generator) -> list[Sample]:
 @defop("pow", samples=_pow_samples)
 class Pow(Function):
     """a ** b"""
+
+    backward_reads = (0, 1)
+    backward_reads_output = True
 
     @staticmethod
     def forward(ctx: Context, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -193,6 +206,9 @@ def _replaced(x: Tensor, mask: np.ndarray, value: float) -> Tensor:
 class Exp(Function):
     """e ** x"""
 
+    backward_reads = ()
+    backward_reads_output = True
+
     @staticmethod
     def forward(ctx: Context, x: np.ndarray) -> np.ndarray:
         return np.exp(x)
@@ -205,6 +221,8 @@ class Exp(Function):
 @defop("log", samples=_unary_samples(positive))
 class Log(Function):
     """Natural logarithm."""
+
+    backward_reads = (0,)
 
     @staticmethod
     def forward(ctx: Context, x: np.ndarray) -> np.ndarray:
@@ -220,6 +238,9 @@ class Log(Function):
 class Sqrt(Function):
     """Square root."""
 
+    backward_reads = ()
+    backward_reads_output = True
+
     @staticmethod
     def forward(ctx: Context, x: np.ndarray) -> np.ndarray:
         return np.sqrt(x)
@@ -232,6 +253,9 @@ class Sqrt(Function):
 @defop("tanh", samples=_unary_samples())
 class Tanh(Function):
     """Hyperbolic tangent."""
+
+    backward_reads = ()
+    backward_reads_output = True
 
     @staticmethod
     def forward(ctx: Context, x: np.ndarray) -> np.ndarray:
@@ -247,6 +271,9 @@ class Tanh(Function):
 class Sigmoid(Function):
     """1 / (1 + e^-x), computed without overflow."""
 
+    backward_reads = ()
+    backward_reads_output = True
+
     @staticmethod
     def forward(ctx: Context, x: np.ndarray) -> np.ndarray:
         return np.exp(-np.logaddexp(0, -x)).astype(x.dtype, copy=False)
@@ -261,6 +288,8 @@ class Sigmoid(Function):
 class Softplus(Function):
     """log(1 + e^x), computed without overflow."""
 
+    backward_reads = (0,)
+
     @staticmethod
     def forward(ctx: Context, x: np.ndarray) -> np.ndarray:
         return np.logaddexp(0, x).astype(x.dtype, copy=False)
@@ -273,6 +302,8 @@ class Softplus(Function):
 @defop("relu", samples=_unary_samples(away_from_zero))
 class ReLU(Function):
     """max(x, 0); its derivative at 0 is taken as 0."""
+
+    backward_reads = ()
 
     @staticmethod
     def forward(ctx: Context, x: np.ndarray) -> np.ndarray:
@@ -289,6 +320,8 @@ class ReLU(Function):
 class Abs(Function):
     """|x|; its derivative at 0 is taken as 0."""
 
+    backward_reads = (0,)
+
     @staticmethod
     def forward(ctx: Context, x: np.ndarray) -> np.ndarray:
         return np.abs(x)
@@ -301,6 +334,8 @@ class Abs(Function):
 @defop("maximum", samples=lambda rng: _binary_samples(rng, away_from_zero))
 class Maximum(Function):
     """Elementwise max(a, b); where a == b the gradient is split in halves (as in PyTorch)."""
+
+    backward_reads = ()
 
     @staticmethod
     def forward(ctx: Context, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -327,6 +362,8 @@ def _clip_samples(rng: np.random.Generator) -> list[Sample]:
 @defop("clip", samples=_clip_samples)
 class Clip(Function):
     """x limited to [low, high]; the gradient passes where low <= x <= high."""
+
+    backward_reads = ()
 
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, *, low: float | None,
@@ -357,6 +394,8 @@ def clip(x: Tensor, low: float | None = None, high: float | None = None) -> Tens
 class Cast(Function):
     """x converted to another dtype; the gradient is converted back."""
 
+    backward_reads = ()
+
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, *, dtype: np.dtype) -> np.ndarray:
         return x.astype(dtype)
@@ -369,6 +408,8 @@ class Cast(Function):
 @defop("identity", samples=_unary_samples())
 class Identity(Function):
     """x itself, as a new node of the graph."""
+
+    backward_reads = ()
 
     @staticmethod
     def forward(ctx: Context, x: np.ndarray) -> np.ndarray:
@@ -389,6 +430,8 @@ def _where_samples(rng: np.random.Generator) -> list[Sample]:
 @defop("where", samples=_where_samples)
 class Where(Function):
     """x where condition holds, else y (broadcast together, as numpy.where)."""
+
+    backward_reads = ()
 
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, y: np.ndarray, *,

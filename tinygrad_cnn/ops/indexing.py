@@ -48,6 +48,8 @@ def _getitem_samples(rng: np.random.Generator) -> list[Sample]:
 class GetItem(Function):
     """x[index]: basic and integer-array indexing; the adjoint of index_add."""
 
+    backward_reads = ()
+
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, *, index: tuple) -> np.ndarray:
         return x[index]
@@ -76,6 +78,8 @@ def _index_add_samples(rng: np.random.Generator) -> list[Sample]:
 class IndexAdd(Function):
     """zeros(shape) with g added at [index] (repeated indices add up); adjoint of getitem."""
 
+    backward_reads = ()
+
     @staticmethod
     def forward(ctx: Context, g: np.ndarray, *, shape: tuple[int, ...],
                 index: tuple) -> np.ndarray:
@@ -99,6 +103,8 @@ def _pad_samples(rng: np.random.Generator) -> list[Sample]:
 @defop("pad", samples=_pad_samples)
 class Pad(Function):
     """x surrounded by a constant: pad_width is ((before, after),) per axis, as numpy."""
+
+    backward_reads = ()
 
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, *, pad_width: tuple, value: float) -> np.ndarray:
@@ -133,6 +139,8 @@ def _concat_samples(rng: np.random.Generator) -> list[Sample]:
 @defop("concatenate", samples=_concat_samples)
 class Concatenate(Function):
     """Tensors joined along an existing axis."""
+
+    backward_reads = ()
 
     @staticmethod
     def forward(ctx: Context, *xs: np.ndarray, axis: int) -> np.ndarray:

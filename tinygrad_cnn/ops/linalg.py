@@ -39,6 +39,8 @@ def check_matmul_shapes(a_shape: tuple[int, ...], b_shape: tuple[int, ...]) -> N
 class MatMul(Function):
     """a @ b"""
 
+    backward_reads = (0, 1)
+
     @staticmethod
     def forward(ctx: Context, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         try:

@@ -103,6 +103,8 @@ def _window_params(params: dict) -> dict:
 class MaxPool2d(Function):
     """Max over windows; the gradient of a window goes to one maximal element."""
 
+    backward_reads = ()
+
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, **window) -> np.ndarray:
         out, winner = max_pool_forward(x, **window)
@@ -128,6 +130,8 @@ def _scatter_samples(rng: np.random.Generator) -> list[Sample]:
 @defop("max_pool2d_scatter", samples=_scatter_samples)
 class MaxPool2dScatter(Function):
     """(N, C, OH, OW) -> (N, C, H, W): each value added at its window's winning element."""
+
+    backward_reads = ()
 
     @staticmethod
     def forward(ctx: Context, g: np.ndarray, *, winner: np.ndarray, input_hw: tuple[int, int],
@@ -163,6 +167,8 @@ def _gather_samples(rng: np.random.Generator) -> list[Sample]:
 @defop("max_pool2d_gather", samples=_gather_samples)
 class MaxPool2dGather(Function):
     """(N, C, H, W) -> (N, C, OH, OW): each window's value at its winning element."""
+
+    backward_reads = ()
 
     @staticmethod
     def forward(ctx: Context, u: np.ndarray, *, winner: np.ndarray, kernel: tuple[int, int],
@@ -216,6 +222,8 @@ def avg_pool_forward(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, 
 class AvgPool2d(Function):
     """Window sums divided by a divisor per output position (PyTorch's border rules)."""
 
+    backward_reads = ()
+
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, **params) -> np.ndarray:
         return avg_pool_forward(x, **params)
@@ -237,6 +245,8 @@ def _spread_samples(rng: np.random.Generator) -> list[Sample]:
 @defop("avg_pool2d_spread", samples=_spread_samples)
 class AvgPool2dSpread(Function):
     """(N, C, OH, OW) -> (N, C, H, W): g / divisor added over each window (the adjoint)."""
+
+    backward_reads = ()
 
     @staticmethod
     def forward(ctx: Context, g: np.ndarray, *, input_hw: tuple[int, int],

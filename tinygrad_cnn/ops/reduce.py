@@ -57,6 +57,8 @@ def _reduce_samples(rng: np.random.Generator) -> list[Sample]:
 class Sum(Function):
     """Sum over `axis`."""
 
+    backward_reads = ()
+
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, *, axis: tuple | None,
                 keepdims: bool) -> np.ndarray:
@@ -71,6 +73,8 @@ class Sum(Function):
 
 class _Extreme(Function):
     """max or min; the gradient is split evenly among tied extremes (as torch.amax)."""
+
+    backward_reads = ()
 
     pick: Any = None
 
@@ -112,6 +116,9 @@ def _log_softmax_samples(rng: np.random.Generator) -> list[Sample]:
 @defop("log_softmax", samples=_log_softmax_samples)
 class LogSoftmax(Function):
     """x - logsumexp(x) along `axis`, with logsumexp = m + log(sum(exp(x - m))), m = max x."""
+
+    backward_reads = ()
+    backward_reads_output = True
 
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, *, axis: int) -> np.ndarray:

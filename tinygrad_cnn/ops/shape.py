@@ -21,6 +21,8 @@ from .registry import Sample, defop
 class Reshape(Function):
     """The same elements in another shape (row-major order)."""
 
+    backward_reads = ()
+
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, *, shape: tuple[int, ...]) -> np.ndarray:
         return x.reshape(shape)
@@ -63,6 +65,8 @@ def flatten(x: Tensor, start_axis: int = 0, end_axis: int = -1) -> Tensor:
 class Transpose(Function):
     """Axes permuted (numpy semantics)."""
 
+    backward_reads = ()
+
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, *, axes: tuple[int, ...]) -> np.ndarray:
         return x.transpose(axes)
@@ -98,6 +102,8 @@ def swap_last_axes(x: Tensor) -> Tensor:
 class BroadcastTo(Function):
     """x repeated along new leading axes and size-1 axes; adjoint of sum_to."""
 
+    backward_reads = ()
+
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, *, shape: tuple[int, ...]) -> np.ndarray:
         return np.broadcast_to(x, shape)
@@ -126,6 +132,8 @@ def broadcast_to(x: Tensor, shape: Any) -> Tensor:
     Sample((normal(rng, 2, 3),), {"shape": ()}, "to 0-d")])
 class SumTo(Function):
     """Sum over the axes that broadcasting to x's shape would add; adjoint of broadcast_to."""
+
+    backward_reads = ()
 
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, *, shape: tuple[int, ...]) -> np.ndarray:
