@@ -214,9 +214,10 @@ def _nodes_leading_to(nodes: list[Context], targets: set[int]) -> list[Context]:
     return [node for node in nodes if id(node) in needed]
 
 
-def _as_gradient(grad: Any, index: int, tensor: Tensor, node: Context) -> Tensor:
+def _as_gradient(grad: Any, tensor: Tensor, node: Context) -> Tensor:
     """One gradient returned by a backward, checked: a Tensor (an ndarray is wrapped) whose
     shape is the input's, or broadcasts to it (the engine sums the broadcast axes)."""
+    index = next(i for i, t in enumerate(node.inputs) if t is tensor)
     if isinstance(grad, np.ndarray):
         grad = Tensor._make(grad, False, None)
     elif not isinstance(grad, Tensor):
@@ -239,48 +240,64 @@ def _as_gradient(grad: Any, index: int, tensor: Tensor, node: Context) -> Tensor
 
 
 def _run_backward(nodes: list[Context], roots: Sequence[Tensor],
-                  root_grads: Sequence[Tensor], *, retain_graph: bool,
-                  create_graph: bool, owned: _OwnedGradients) -> dict[int, Tensor]:
+                  root_grads: Sequence[Tensor], *, retain_graph: bool, create_graph: bool,
+                  owned: _OwnedGradients, targets: set[int] | None = None
+                  ) -> tuple[dict[int, Tensor], dict[int, Tensor]]:
     """Propagate gradients from `roots` through `nodes` (topologically ordered: all of the
     graph, or the part that leads to the requested tensors).
 
-    Returns {id(tensor): grad} for every tensor reached: the full gradient of a target even
-    when another target lies between it and the roots (its gradient is complete when its
-    node is reached, since the walk is topological).
+    Returns ({id(tensor): grad} for the leaves reached and the `targets`, {id: leaf}). A
+    target's gradient is complete when its node is reached, since the walk is
+    topological, so it is full even when another target lies between it and the roots.
     """
     grads: dict[int, Tensor] = {}
     for root, root_grad in zip(roots, root_grads):
         _accumulate(grads, id(root), root_grad)
     found: dict[int, Tensor] = {}
+    leaves: dict[int, Tensor] = {id(r): r for r in roots if r.grad_fn is None}
+    anomaly = trace.state.anomaly
     with set_grad_enabled(create_graph):
         for node in nodes:
             output = node.output
             g = grads.pop(id(output), None)
             if g is None:
                 continue
-            found[id(output)] = g
+            if targets is not None and id(output) in targets:
+                found[id(output)] = g
             if output.retains_grad:
                 kept = owned.take(g, create_graph)
                 output.grad = kept if output.grad is None else output.grad + kept
-            if node.released:
-                raise RuntimeError(
-                    f"backward through {node.name} a second time: its saved arrays were "
-                    "freed by the first backward; pass retain_graph=True to the first one")
-            if trace.state.anomaly:
-                with trace.backward_formula():
-                    input_grads = node.fn.backward(node, g)
-                _check_input_grads(node, input_grads)
-                trace.on_backward(node, g, input_grads)
-            else:
-                input_grads = node.fn.backward(node, g)
+            input_grads = _node_backward(node, g, anomaly)
             if not retain_graph:
                 node.release()
-            _check_input_grads(node, input_grads)
-            for index, (tensor, input_grad) in enumerate(zip(node.inputs, input_grads)):
-                if input_grad is not None and tensor.requires_grad:
-                    _accumulate(grads, id(tensor), _as_gradient(input_grad, index, tensor, node))
+            for tensor, input_grad in zip(node.inputs, input_grads):
+                if input_grad is None or not tensor.requires_grad:
+                    continue
+                if input_grad.__class__ is not Tensor or input_grad.shape != tensor.shape \
+                        or input_grad.dtype != tensor.dtype:
+                    input_grad = _as_gradient(input_grad, tensor, node)
+                _accumulate(grads, id(tensor), input_grad)
+                if tensor.grad_fn is None:
+                    leaves[id(tensor)] = tensor
     found.update(grads)
-    return found
+    return found, leaves
+
+
+def _node_backward(node: Context, g: Tensor, anomaly: bool) -> tuple:
+    """The node's backward formula, its result checked (and in anomaly mode, watched)."""
+    if node.released:
+        raise RuntimeError(f"backward through {node.name} a second time: its saved arrays "
+                           "were freed by the first backward; pass retain_graph=True to the "
+                           "first one")
+    if anomaly:
+        with trace.backward_formula():
+            input_grads = node.fn.backward(node, g)
+    else:
+        input_grads = node.fn.backward(node, g)
+    _check_input_grads(node, input_grads)
+    if anomaly:
+        trace.on_backward(node, g, input_grads)
+    return input_grads
 
 
 class _OwnedGradients:
@@ -293,6 +310,10 @@ class _OwnedGradients:
 
     def __init__(self, arrays: Iterable[np.ndarray]) -> None:
         self.taken = {id(a) for a in arrays}
+
+    def forbid(self, arrays: Iterable[np.ndarray]) -> None:
+        """Arrays no gradient handed out may be (leaves' data, for one)."""
+        self.taken.update(id(a) for a in arrays)
 
     def take(self, grad: Tensor, create_graph: bool) -> Tensor:
         data = grad.data
@@ -329,11 +350,6 @@ def _root_gradient(tensor: Tensor, gradient: Any) -> Tensor:
     return gradient
 
 
-def _leaves(nodes: Iterable[Context]) -> dict[int, Tensor]:
-    return {id(t): t for node in nodes for t in node.inputs
-            if t.grad_fn is None and t.requires_grad}
-
-
 def backward(tensor: Tensor, gradient: Any = None, retain_graph: bool | None = None,
              create_graph: bool = False) -> None:
     """Accumulate d tensor / d leaf into ``leaf.grad`` for every leaf that requires grad."""
@@ -342,13 +358,10 @@ def backward(tensor: Tensor, gradient: Any = None, retain_graph: bool | None = N
                            "grad_fn: no input of its graph had requires_grad=True")
     retain = create_graph if retain_graph is None else retain_graph
     root_grad = _root_gradient(tensor, gradient)
-    nodes = topological_nodes([tensor])
-    leaves = _leaves(nodes)
-    if tensor.grad_fn is None:
-        leaves[id(tensor)] = tensor
-    owned = _OwnedGradients([root_grad.data, *(leaf.data for leaf in leaves.values())])
-    grads = _run_backward(nodes, [tensor], [root_grad], retain_graph=retain,
-                          create_graph=create_graph, owned=owned)
+    owned = _OwnedGradients([root_grad.data])
+    grads, leaves = _run_backward(topological_nodes([tensor]), [tensor], [root_grad],
+                                  retain_graph=retain, create_graph=create_graph, owned=owned)
+    owned.forbid(leaf.data for leaf in leaves.values())
     for key, leaf in leaves.items():
         grad = grads.get(key)
         if grad is None:
@@ -385,9 +398,10 @@ def grad_of(outputs: Tensor | Sequence[Tensor], inputs: Sequence[Tensor],
     root_grads = [_root_gradient(t, g) for t, g in zip(outputs, grad_outputs)]
     retain = create_graph if retain_graph is None else retain_graph
     owned = _OwnedGradients([g.data for g in root_grads] + [t.data for t in inputs])
-    nodes = _nodes_leading_to(topological_nodes(outputs), {id(t) for t in inputs})
-    grads = _run_backward(nodes, outputs, root_grads, retain_graph=retain,
-                          create_graph=create_graph, owned=owned)
+    targets = {id(t) for t in inputs}
+    nodes = _nodes_leading_to(topological_nodes(outputs), targets)
+    grads, _ = _run_backward(nodes, outputs, root_grads, retain_graph=retain,
+                             create_graph=create_graph, owned=owned, targets=targets)
     result = []
     for position, tensor in enumerate(inputs):
         grad = grads.get(id(tensor))
