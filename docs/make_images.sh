@@ -7,6 +7,7 @@ tinygrad-cnn graph --model lenet5 -o lenet5_forward.png
 tinygrad-cnn graph --model lenet5 --max-nodes 12 -o lenet5_folded.svg
 tinygrad-cnn graph --model lenet5 --backward --max-nodes 40 -o lenet5_backward.svg
 tinygrad-cnn graph --model vgg --max-nodes 12 -o vgg_folded.svg
+tinygrad-cnn gradcheck --demo --graph demo_check.svg > /dev/null
 run=$(mktemp -d)
 tinygrad-cnn train --no-progress --out "$run" > digits_training.txt
 cp "$run/curves.png" digits_curves.png
