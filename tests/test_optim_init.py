@@ -69,14 +69,18 @@ def test_step_from_dot_grad_and_zero_grad():
 
 
 def test_optimizer_errors():
-    with pytest.raises(TypeError, match="Tensors"):
-        optim.SGD([np.ones(2)], lr=0.1)
+    with pytest.raises(TypeError, match="parameter 1 has dtype int64; only floating-point"):
+        optim.SGD([np.ones(2), np.arange(2)], lr=0.1)
+    with pytest.raises(TypeError, match="parameter 0 is a float"):
+        optim.SGD([[[1.0]]], lr=0.1)
+    with pytest.raises(ValueError, match="numpy parameters hold no .grad"):
+        optim.SGD([np.ones(2)], lr=0.1).step()
     with pytest.raises(ValueError, match="lr must be positive"):
         optim.SGD([param([1.0])], lr=0)
     opt = optim.SGD({"w": param([1.0])}, lr=0.1)
     with pytest.raises(ValueError, match="structure of the params"):
         opt.step({"v": np.ones(1), "w": np.ones(1)})
-    with pytest.raises(ValueError, match=r"gradient of shape \(2,\) for a parameter of shape"):
+    with pytest.raises(ValueError, match=r"gradient 0 has shape \(2,\) but its parameter"):
         opt.step({"w": np.ones(2)})
 
 

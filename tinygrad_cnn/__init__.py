@@ -1,6 +1,6 @@
 """tinygrad_cnn: a small numpy autograd framework for convolutional networks."""
 
-from .tensor import Tensor, as_tensor  # first: the engine and the ops are built on it
+from .tensor import Buffer, Tensor, as_tensor, buffer  # first: the engine is built on it
 
 # isort: split
 from .autograd import (
@@ -27,14 +27,16 @@ from .gradcheck import (
 )
 from .locate import LocateReport, NodeReport, locate_gradient_error
 from .ops import REGISTRY, concatenate, stack, where
+from .receptive import receptive_field
 from .trace import AnomalyError, detect_anomaly
 from .viz import draw_graph, summary, to_dot
 
 __all__ = [
-    "Tensor", "as_tensor", "Function", "Context", "no_grad", "enable_grad", "set_grad_enabled",
+    "Tensor", "as_tensor", "Buffer", "buffer", "Function", "Context", "no_grad", "enable_grad",
+    "set_grad_enabled",
     "is_grad_enabled", "grad", "value_and_grad", "grad_of", "jacobian", "hvp",
     "gradcheck", "gradgradcheck", "numerical_grad", "check_gradients", "GradcheckError",
     "GradReport", "REGISTRY", "concatenate", "stack", "where", "show_config", "to_dot",
     "draw_graph", "summary", "AnomalyError", "detect_anomaly",
-    "locate_gradient_error", "LocateReport", "NodeReport",
+    "locate_gradient_error", "LocateReport", "NodeReport", "receptive_field",
 ]

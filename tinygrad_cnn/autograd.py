@@ -18,11 +18,11 @@ from typing import Any
 import numpy as np
 
 from . import trace
-from .tensor import Tensor, as_tensor
+from .tensor import Buffer, Tensor, as_tensor
 
 __all__ = [
     "Context", "Function", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled",
-    "backward", "grad_of", "topological_nodes",
+    "backward", "grad_of", "topological_nodes", "tree_flatten", "tree_unflatten",
 ]
 
 
@@ -432,20 +432,20 @@ def inside_transform() -> _InsideTransform:
 
 
 # ----------------------------------------------------------------------------- transforms
-def _tree_flatten(tree: Any) -> tuple[list[Any], Any]:
+def tree_flatten(tree: Any) -> tuple[list[Any], Any]:
     """Leaves of nested dicts/lists/tuples (dicts in key order) and a spec to rebuild it."""
     if isinstance(tree, dict):
         keys = list(tree)
-        parts = [_tree_flatten(tree[k]) for k in keys]
+        parts = [tree_flatten(tree[k]) for k in keys]
         return [leaf for leaves, _ in parts for leaf in leaves], (dict, keys, [s for _, s in parts])
     if isinstance(tree, (list, tuple)):
-        parts = [_tree_flatten(item) for item in tree]
+        parts = [tree_flatten(item) for item in tree]
         return [leaf for leaves, _ in parts for leaf in leaves], (type(tree), None,
                                                                    [s for _, s in parts])
     return [tree], None
 
 
-def _tree_unflatten(spec: Any, leaves: Iterable[Any]) -> Any:
+def tree_unflatten(spec: Any, leaves: Iterable[Any]) -> Any:
     leaves = iter(leaves)
 
     def build(node_spec: Any) -> Any:
@@ -490,8 +490,9 @@ def value_and_grad(f: Any, argnums: int | Sequence[int] = 0, has_aux: bool = Fal
 
     `f` takes Tensors, arrays or nested dicts/lists/tuples of them and returns a scalar
     Tensor (or ``(scalar, aux)`` with `has_aux`). The gradients mirror the structure of the
-    differentiated arguments (a tuple of them when `argnums` is a tuple). With `has_aux`
-    the result is ``((value, aux), grads)``.
+    differentiated arguments (a tuple of them when `argnums` is a tuple); `Buffer` leaves
+    (state that is not trained) are passed through as they are and get None. With
+    `has_aux` the result is ``((value, aux), grads)``.
 
     >>> import numpy as np
     >>> value, grads = value_and_grad(lambda p: (p["w"] ** 2).sum())({"w": np.ones(2)})
@@ -509,9 +510,11 @@ def value_and_grad(f: Any, argnums: int | Sequence[int] = 0, has_aux: bool = Fal
         args = list(args)
         specs, targets = [], []
         for position in positions:
-            leaves, spec = _tree_flatten(args[position])
-            fresh = [_differentiable_leaf(v, f"argument {position}") for v in leaves]
-            args[position] = _tree_unflatten(spec, fresh)
+            leaves, spec = tree_flatten(args[position])
+            fresh = [v if isinstance(v, Buffer) else _differentiable_leaf(v, f"argument "
+                                                                          f"{position}")
+                     for v in leaves]
+            args[position] = tree_unflatten(spec, fresh)
             specs.append(spec)
             targets.append(fresh)
         nested = _mode.transform_depth > 0
@@ -521,14 +524,15 @@ def value_and_grad(f: Any, argnums: int | Sequence[int] = 0, has_aux: bool = Fal
         if has_aux and not (isinstance(result, tuple) and len(result) == 2):
             raise TypeError("grad: with has_aux=True the function must return (loss, aux)")
         out = _check_scalar_output(out, has_aux)
-        flat_targets = [t for group in targets for t in group]
-        grads = grad_of(out, flat_targets, create_graph=nested, allow_unused=True) \
-            if out.requires_grad \
-            else [None] * len(flat_targets)
-        grads = [g if g is not None else Tensor._make(np.zeros_like(t.data), False, None)
-                 for g, t in zip(grads, flat_targets)]
-        grads_iter = iter(grads)
-        trees = tuple(_tree_unflatten(spec, [next(grads_iter) for _ in group])
+        flat = [t for group in targets for t in group]
+        differentiated = [t for t in flat if isinstance(t, Tensor)]
+        grads = grad_of(out, differentiated, create_graph=nested, allow_unused=True) \
+            if out.requires_grad else [None] * len(differentiated)
+        by_id = {id(t): g if g is not None else Tensor._make(np.zeros_like(t.data), False,
+                                                             None)
+                 for t, g in zip(differentiated, grads)}
+        grads_iter = iter([by_id.get(id(t)) for t in flat])   # None for buffers
+        trees = tuple(tree_unflatten(spec, [next(grads_iter) for _ in group])
                       for spec, group in zip(specs, targets))
         value = out if nested else out.detach()
         grads_out = trees[0] if single else trees

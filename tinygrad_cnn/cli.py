@@ -189,14 +189,45 @@ def _trained_params(model: str, path: str) -> tuple[dict, np.ndarray]:
     return params, np.zeros((1, options.get("in_channels", 1), size, size), np.float32)
 
 
+def cmd_receptive_field(args: argparse.Namespace) -> int:
+    from .models import get_model
+    from .receptive import conv_stage_fields, plot_conv_stage_fields
+    try:
+        model, init_model = get_model(args.model)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    size, trained = 28, None
+    if args.params:
+        trained, image = _trained_params(args.model, args.params)
+        size = image.shape[-1]
+    rng = np.random.default_rng(0)
+    images = rng.standard_normal((16, 1, size, size)).astype(np.float32)
+    columns = [("untrained", conv_stage_fields(model, init_model(rng, image_size=size),
+                                                images))]
+    if trained is not None:
+        columns.append(("trained", conv_stage_fields(model, trained, images)))
+    for title, stages in columns:
+        for label, _, _, box in stages:
+            print(f"{title:>9}  {label}; theoretical box (top, left, bottom, right) {box}")
+    try:
+        plot_conv_stage_fields(columns, args.output)
+    except ImportError:
+        raise UsageError("drawing needs matplotlib: pip install -e \".[examples]\"") from None
+    except OSError as error:
+        raise UsageError(f"cannot write {args.output}: {error}") from None
+    print(f"wrote {args.output}")
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from .data import DatasetError
     from .train import run
     try:
-        epochs = args.epochs or (30 if args.dataset == "digits" else 5)
+        epochs = args.epochs or (30 if args.dataset == "digits" else 8 if
+                                 args.dataset == "mnist-t10k" else 5)
         run(args.dataset, args.model, epochs, args.batch_size, args.lr, args.optimizer,
             args.seed, args.out, progress=not args.no_progress, max_steps=args.max_steps,
-            data_root=args.data_root)
+            data_root=args.data_root, batch_norm=args.batch_norm)
     except (ValueError, PermissionError, DatasetError) as error:
         raise UsageError(str(error)) from None
     return 0
@@ -221,7 +252,8 @@ def build_parser() -> argparse.ArgumentParser:
                            "coloured by the check (.svg, .png or .dot)")
     gradcheck.set_defaults(run=cmd_gradcheck)
     graph = commands.add_parser("graph", help="render a model's computation graph")
-    graph.add_argument("--model", default="lenet5", help="lenet5, vgg or inception")
+    graph.add_argument("--model", default="lenet5",
+                       help="lenet5, vgg, inception or alexnet")
     graph.add_argument("--backward", action="store_true",
                        help="draw the graph that backward(create_graph=True) records")
     graph.add_argument("-o", "--output", default="graph.svg", help=".svg, .png, .pdf or .dot")
@@ -230,16 +262,27 @@ def build_parser() -> argparse.ArgumentParser:
     graph.add_argument("--rankdir", default="TB", choices=["TB", "LR"])
     graph.set_defaults(run=cmd_graph)
     summary = commands.add_parser("summary", help="a table of a model's ops, params, MACs")
-    summary.add_argument("--model", default="lenet5", help="lenet5, vgg or inception")
+    summary.add_argument("--model", default="lenet5",
+                         help="lenet5, vgg, inception or alexnet")
     summary.add_argument("--params", help="params.npz written by train (checked against "
                          "the model)")
     summary.set_defaults(run=cmd_summary)
+    field = commands.add_parser("receptive-field",
+                                help="draw each conv stage's receptive field")
+    field.add_argument("--model", default="lenet5", help="lenet5, vgg, inception or alexnet")
+    field.add_argument("--params", help="params.npz written by train: add the trained model")
+    field.add_argument("-o", "--output", default="receptive_field.png")
+    field.set_defaults(run=cmd_receptive_field)
     train = commands.add_parser("train", help="train a CNN and write what it learned")
-    train.add_argument("--dataset", default="digits", choices=["digits", "mnist",
-                                                                "fashion-mnist"])
-    train.add_argument("--model", default="lenet5", help="lenet5, vgg or inception")
+    train.add_argument("--dataset", default="digits",
+                       choices=["digits", "mnist", "fashion-mnist", "mnist-t10k"],
+                       help="mnist-t10k: MNIST's test file alone, split 8,000 / 2,000")
+    train.add_argument("--model", default="lenet5",
+                       help="lenet5, vgg, inception or alexnet")
+    train.add_argument("--batch-norm", action="store_true",
+                       help="batch normalization after each conv (vgg)")
     train.add_argument("--epochs", type=int, default=None,
-                       help="default: 30 on digits, 5 on (fashion-)mnist")
+                       help="default: 30 on digits, 8 on mnist-t10k, 5 on (fashion-)mnist")
     train.add_argument("--batch-size", type=int, default=64)
     train.add_argument("--lr", type=float, default=None, help="default: 2e-3 adam, 0.05 sgd")
     train.add_argument("--optimizer", default="adam", choices=["sgd", "adam"])

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from .tensor import Tensor
+from .tensor import Buffer, Tensor
 
 __all__ = ["DatasetError", "load_digits", "load_mnist", "load_fashion_mnist", "read_idx",
            "batches", "save", "load", "read_meta", "check_model_params", "cache_dir",
@@ -206,13 +206,15 @@ def _encode_tree(node: Any, where: str, arrays: list[np.ndarray]) -> dict:
     if array.dtype.hasobject:
         raise TypeError(f"save: {where} is an object array, which only pickling could store")
     arrays.append(np.asarray(array))
-    return {"scalar" if isinstance(array, np.generic) else "array": len(arrays) - 1}
+    kind = "scalar" if isinstance(array, np.generic) else \
+        "buffer" if isinstance(array, Buffer) else "array"
+    return {kind: len(arrays) - 1}
 
 
 def save(params: Any, path: str | os.PathLike, meta: dict | None = None) -> Path:
-    """Write a tree of Tensors, arrays or numpy scalars (dicts with string keys, lists,
-    tuples) to an .npz archive that `load` returns exactly (Tensors come back as arrays);
-    returns the path written.
+    """Write a tree of Tensors, arrays, Buffers or numpy scalars (dicts with string keys,
+    lists, tuples) to an .npz archive that `load` returns exactly (Tensors come back as
+    arrays, Buffers as Buffers); returns the path written.
 
     ".npz" is appended to a path without it (as numpy.savez does). `meta` (JSON values) is
     stored beside the tree: `train` records the model and its options there. The file is
@@ -269,8 +271,10 @@ def _decode_tree(node: Any, arrays: dict[int, np.ndarray], path: Path) -> Any:
     if kind in ("list", "tuple"):
         items = [_decode_tree(child, arrays, path) for child in value]
         return items if kind == "list" else tuple(items)
-    if kind in ("array", "scalar") and value in arrays:
-        return arrays[value] if kind == "array" else arrays[value][()]
+    if kind in ("array", "scalar", "buffer") and value in arrays:
+        array = arrays[value]
+        return array[()] if kind == "scalar" else array.view(Buffer) if kind == "buffer" \
+            else array
     raise DatasetError(f"load: {path} has a malformed {MANIFEST} (node {node!r:.60})")
 
 
@@ -336,6 +340,8 @@ def load(path: str | os.PathLike, model: str | None = None, **model_options: Any
     path = Path(path)
     params, meta = _read_archive(path)
     if model is not None:
+        from .models import ALIASES
+        model = ALIASES.get(model, model)
         check_model_params(params, model, {**_saved_options(meta, model), **model_options},
                            str(path))
     return params

@@ -13,6 +13,8 @@ import numpy as np
 
 from . import ops
 from .ops.conv import Conv2d, Conv2dInputGrad, Fold, Unfold
+from .ops.local_conv import LocalConv2d
+from .ops.norm import BatchNorm, LocalResponseNorm
 from .ops.pool import AvgPool2d, MaxPool2d, max_pool_forward
 from .ops.reduce import LogSoftmax, normalize_axis
 from .tensor import Tensor, as_tensor
@@ -20,7 +22,8 @@ from .tensor import Tensor, as_tensor
 __all__ = ["conv2d", "conv_transpose2d", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d",
            "global_avg_pool2d", "unfold", "fold", "linear", "flatten", "relu", "dropout",
            "softmax", "log_softmax", "nll_loss", "cross_entropy", "mse_loss",
-           "binary_cross_entropy_with_logits"]
+           "binary_cross_entropy_with_logits", "local_conv2d", "local_response_norm",
+           "batch_norm", "output_size"]
 
 IntPair = int | tuple[int, int]
 
@@ -68,6 +71,13 @@ def _common_dtype(*tensors: Tensor | None) -> list[Tensor | None]:
     return [t.astype(dtype) if t is not None else None for t in tensors]
 
 
+def output_size(size: int, kernel: int, stride: int = 1, padding: tuple[int, int] = (0, 0),
+                dilation: int = 1) -> int:
+    """Windows along one axis: floor((size + before + after - dilation*(kernel-1) - 1) /
+    stride) + 1, the output size of conv2d, unfold and the pools (floor mode)."""
+    return (size + padding[0] + padding[1] - dilation * (kernel - 1) - 1) // stride + 1
+
+
 def _check_fits(fn: str, sizes: tuple[int, ...], kernel: tuple[int, int],
                 stride: tuple[int, int], pads: list[tuple[int, int]],
                 dilation: tuple[int, int], outs: list[int], rounding: str = "floor") -> None:
@@ -111,10 +121,11 @@ def _check_groups(fn: str, groups: Any) -> int:
 
 def _check_kernel(fn: str, x: Tensor, weight: Tensor) -> None:
     """A kernel with no rows or columns, or an input with no channels, has nothing to
-    multiply: PyTorch refuses both as well."""
-    if 0 in weight.shape[2:]:
-        raise ValueError(f"{fn}: weight {weight.shape} has an empty {weight.shape[2]}x"
-                         f"{weight.shape[3]} kernel; kernels need at least one row and column")
+    multiply: PyTorch refuses both as well. The kernel is the weight's last two sizes."""
+    if 0 in weight.shape[-2:]:
+        raise ValueError(f"{fn}: weight {weight.shape} has an empty {weight.shape[-2]}x"
+                         f"{weight.shape[-1]} kernel; kernels need at least one row and "
+                         "column")
     if x.shape[1] == 0:
         raise ValueError(f"{fn}: x {x.shape} has no channels; expected at least one")
 
@@ -168,8 +179,8 @@ def conv2d(x: Any, weight: Any, bias: Any = None, stride: IntPair = 1,
     kernel = weight.shape[2:]
     pad4 = _conv_padding(padding, kernel, dilation, stride)
     pads = [pad4[:2], pad4[2:]]
-    outs = [(size + b + a - d * (k - 1) - 1) // s + 1
-            for size, (b, a), k, s, d in zip(x.shape[2:], pads, kernel, stride, dilation)]
+    outs = [output_size(size, k, s, pad, d)
+            for size, pad, k, s, d in zip(x.shape[2:], pads, kernel, stride, dilation)]
     _check_fits("conv2d", x.shape[2:], kernel, stride, pads, dilation, outs)
     x, weight, bias = _common_dtype(x, weight, bias)
     out = Conv2d.apply(x, weight, *([] if bias is None else [bias]), stride=stride,
@@ -400,7 +411,7 @@ def _window_geometry(fn: str, kernel_size: Any, dilation: Any, padding: Any,
 
 def _window_count(fn: str, hw: tuple[int, int], window: dict) -> tuple[int, int]:
     pads = [window["padding"][:2], window["padding"][2:]]
-    counts = [(size + b + a - d * (k - 1) - 1) // s + 1 for size, (b, a), k, s, d in zip(
+    counts = [output_size(size, k, s, pad, d) for size, pad, k, s, d in zip(
         hw, pads, window["kernel"], window["stride"], window["dilation"])]
     _check_fits(fn, hw, window["kernel"], window["stride"], pads, window["dilation"], counts)
     return counts[0], counts[1]
@@ -473,6 +484,138 @@ def dropout(x: Any, p: float = 0.5, training: bool = True,
     rng = np.random.default_rng() if rng is None else rng
     keep = rng.random(x.shape) >= p
     return x * ops.constant((keep / (1 - p)).astype(x.dtype))
+
+
+# ----------------------------------------------------------------------------- textbook layers
+def local_conv2d(x: Any, weight: Any, bias: Any = None, stride: IntPair = 1,
+                 padding: IntPair = 0, dilation: IntPair = 1) -> Tensor:
+    """A locally connected layer: a convolution whose filters are not shared, every output
+    position (i, j) having its own filter weight[i, j].
+
+    x (N, C, H, W) or (C, H, W); weight (OH, OW, F, C, KH, KW); bias (F, OH, OW), optional.
+    OH and OW follow conv2d's formula, floor((H + 2*ph - dh*(KH-1) - 1) / sh) + 1, and
+    must match the weight's first two sizes. Returns (N, F, OH, OW).
+    """
+    x, unbatch = _batched("local_conv2d", x)
+    weight = _float_tensor("local_conv2d", "weight", weight)
+    bias = None if bias is None else _float_tensor("local_conv2d", "bias", bias)
+    if weight.ndim != 6:
+        raise ValueError(f"local_conv2d: weight must be 6-D (OH, OW, F, C, KH, KW), got "
+                         f"shape {weight.shape}")
+    stride = _pair("local_conv2d", "stride", stride, 1)
+    dilation = _pair("local_conv2d", "dilation", dilation, 1)
+    ph, pw = _pair("local_conv2d", "padding", padding, 0)
+    kernel = weight.shape[4:]
+    _check_kernel("local_conv2d", x, weight)
+    if weight.shape[3] != x.shape[1]:
+        raise ValueError(f"local_conv2d: x has {x.shape[1]} channels but weight expects "
+                         f"{weight.shape[3]}; x {x.shape}, weight {weight.shape}")
+    pads = [(ph, ph), (pw, pw)]
+    outs = [output_size(n, k, s, p, d) for n, k, s, p, d in zip(x.shape[2:], kernel, stride,
+                                                                  pads, dilation)]
+    _check_fits("local_conv2d", x.shape[2:], kernel, stride, pads, dilation, outs)
+    if tuple(weight.shape[:2]) != tuple(outs):
+        raise ValueError(
+            f"local_conv2d: weight has {weight.shape[0]}x{weight.shape[1]} positions but the "
+            f"output is {outs[0]}x{outs[1]}: floor(({x.shape[2]} + 2*{ph} - {dilation[0]}*("
+            f"{kernel[0]}-1) - 1)/{stride[0]}) + 1 = {outs[0]} rows and floor(({x.shape[3]} + "
+            f"2*{pw} - {dilation[1]}*({kernel[1]}-1) - 1)/{stride[1]}) + 1 = {outs[1]} "
+            f"columns; weight must be ({outs[0]}, {outs[1]}, F, {x.shape[1]}, KH, KW)")
+    expected_bias = (weight.shape[2], outs[0], outs[1])
+    if bias is not None and bias.shape != expected_bias:
+        raise ValueError(f"local_conv2d: bias must have shape {expected_bias} (F, OH, OW), "
+                         f"got {bias.shape}")
+    x, weight, bias = _common_dtype(x, weight, bias)
+    out = LocalConv2d.apply(x, weight, *([] if bias is None else [bias]), kernel=kernel,
+                            stride=stride, padding=(ph, ph, pw, pw), dilation=dilation)
+    return out.reshape(out.shape[1:]) if unbatch else out
+
+
+def local_response_norm(x: Any, size: int, alpha: float = 1e-4, beta: float = 0.75,
+                        k: float = 1.0) -> Tensor:
+    """Local response normalization across channels, as in AlexNet and
+    torch.nn.functional.local_response_norm:
+
+        out[:, c] = x[:, c] / (k + alpha/size * sum_{c'} x[:, c']^2)^beta
+
+    the sum running over channels c - size//2 .. c + (size-1)//2 (zero past the edges).
+    x is (N, C, ...) with at least 3 dimensions (a 3-D input is (N, C, L), as in PyTorch).
+    """
+    x = _float_tensor("local_response_norm", "x", x)
+    if x.ndim < 3:
+        raise ValueError(f"local_response_norm: x must be (N, C, ...) with at least 3 "
+                         f"dimensions, got shape {x.shape}")
+    if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 1:
+        raise ValueError(f"local_response_norm: size must be a positive int, got {size!r}")
+    return LocalResponseNorm.apply(x, size=int(size), alpha=float(alpha), beta=float(beta),
+                                   k=float(k))
+
+
+def _running_stat(name: str, stat: Any, channels: int) -> np.ndarray | None:
+    """The array behind a running statistic (updated in place), checked."""
+    if stat is None:
+        return None
+    array = stat.data if isinstance(stat, Tensor) else stat
+    if not isinstance(array, np.ndarray) or array.dtype.kind != "f":
+        raise TypeError(f"batch_norm: {name} must be a float numpy array, Buffer or Tensor "
+                        f"(it is updated in place), got {type(stat).__name__}")
+    if array.shape != (channels,):
+        raise ValueError(f"batch_norm: {name} has shape {array.shape} but x has {channels} "
+                         f"channels; expected ({channels},)")
+    return array
+
+
+def batch_norm(x: Any, running_mean: Any, running_var: Any, weight: Any = None,
+               bias: Any = None, training: bool = False, momentum: float = 0.1,
+               eps: float = 1e-5) -> Tensor:
+    """Batch normalization over axis 1, as torch.nn.functional.batch_norm.
+
+    x (N, C) or (N, C, H, W). Training: normalise with the batch's mean and biased variance,
+    then update running_mean and running_var in place (arrays, Buffers or Tensors; either
+    may be None) with momentum: stat = (1 - momentum) * stat + momentum * batch value, the
+    variance unbiased (n / (n - 1)). Evaluation: normalise with the running statistics.
+    weight and bias (C,) scale and shift (default 1 and 0).
+    """
+    x = _float_tensor("batch_norm", "x", x)
+    if x.ndim < 2:
+        raise ValueError(f"batch_norm: x must be (N, C) or (N, C, H, W), got shape {x.shape}")
+    channels = x.shape[1]
+    mean_array = _running_stat("running_mean", running_mean, channels)
+    var_array = _running_stat("running_var", running_var, channels)
+    if not training and (mean_array is None or var_array is None):
+        raise ValueError("batch_norm: evaluation (training=False) needs running_mean and "
+                         "running_var")
+    count = x.size // max(channels, 1)
+    if training and count <= 1:
+        raise ValueError(f"batch_norm: training needs more than one value per channel, got "
+                         f"x of shape {x.shape}")
+    weight = ops.constant(np.ones(channels, x.dtype)) if weight is None else \
+        _float_tensor("batch_norm", "weight", weight)
+    bias = ops.constant(np.zeros(channels, x.dtype)) if bias is None else \
+        _float_tensor("batch_norm", "bias", bias)
+    for name, tensor in (("weight", weight), ("bias", bias)):
+        if tensor.shape != (channels,):
+            raise ValueError(f"batch_norm: {name} must have shape ({channels},), got "
+                             f"{tensor.shape}")
+    stats = [ops.constant(np.asarray(a if a is not None else np.zeros(channels), x.dtype))
+             for a in (mean_array, var_array)]
+    out = BatchNorm.apply(x, weight.astype(x.dtype), bias.astype(x.dtype), *stats,
+                          training=bool(training), eps=float(eps))
+    if training:
+        _update_running_stats(x.data, mean_array, var_array, momentum)
+    return out
+
+
+def _update_running_stats(x: np.ndarray, mean: np.ndarray | None, var: np.ndarray | None,
+                          momentum: float) -> None:
+    axes = (0,) + tuple(range(2, x.ndim))
+    count = x.size // x.shape[1]
+    if mean is not None:
+        mean *= 1 - momentum
+        mean += momentum * np.asarray(x.mean(axis=axes), mean.dtype)
+    if var is not None:
+        var *= 1 - momentum
+        var += momentum * np.asarray(x.var(axis=axes) * count / (count - 1), var.dtype)
 
 
 # ----------------------------------------------------------------------------- losses

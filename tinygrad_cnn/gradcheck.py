@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from .autograd import enable_grad, grad_of, no_grad
-from .tensor import Tensor
+from .tensor import Buffer, Tensor
 
 __all__ = ["GradcheckError", "GradReport", "InputReport", "numerical_grad", "gradcheck",
            "gradgradcheck", "check_gradients"]
@@ -90,7 +90,8 @@ def prepare_inputs(inputs: Sequence[Any], caller: str
     for i, value in enumerate(inputs):
         names.append(value.name if isinstance(value, Tensor) and value.name else f"input {i}")
         array = value.data if isinstance(value, Tensor) else np.asarray(value)
-        wanted = value.requires_grad if isinstance(value, Tensor) else True
+        wanted = value.requires_grad if isinstance(value, Tensor) else \
+            not isinstance(value, Buffer)
         if array.dtype.kind == "f" and wanted:
             if array.dtype != np.float64:
                 warnings.warn(f"{caller}: input {i} is {array.dtype}; finite differences "

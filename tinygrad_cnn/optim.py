@@ -1,8 +1,11 @@
-"""Optimizers with torch.optim's update rules, over a (nested) dict or list of Tensors.
+"""Optimizers with torch.optim's update rules, over a (nested) dict or list of parameters.
 
-``opt.step()`` updates the parameters in place from their ``.grad``; ``opt.step(grads)``
+Parameters are Tensors or float numpy arrays (the README's style keeps a dict of arrays);
+both are updated in place. ``opt.step()`` reads the Tensors' ``.grad``; ``opt.step(grads)``
 takes a structure of gradients matching the parameters instead (the functional style:
-``loss, grads = value_and_grad(loss_fn)(params, x, y); opt.step(grads)``).
+``loss, grads = value_and_grad(loss_fn)(params, x, y); opt.step(grads)``). `Buffer`
+leaves (batch norm's running statistics) are part of the structure but never updated.
+``state_dict()`` / ``load_state_dict()`` save and restore the step count and moments.
 """
 
 from __future__ import annotations
@@ -11,53 +14,105 @@ from typing import Any
 
 import numpy as np
 
-from .autograd import _tree_flatten
-from .tensor import Tensor
+from .autograd import tree_flatten
+from .tensor import Buffer, Tensor
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW"]
+
+
+def _array(param: Any) -> np.ndarray:
+    return param.data if isinstance(param, Tensor) else param
 
 
 class Optimizer:
     """Holds the parameters and their state; subclasses define `update`."""
 
     def __init__(self, params: Any, lr: float) -> None:
-        leaves, self._spec = _tree_flatten(params)
-        if not leaves or not all(isinstance(p, Tensor) for p in leaves):
-            raise TypeError("optimizer: params must be a dict or list (nested allowed) of "
-                            "Tensors; wrap arrays with Tensor(array, requires_grad=True)")
+        leaves, self._spec = tree_flatten(params)
+        if not leaves:
+            raise TypeError("optimizer: params must be a (nested) dict or list of Tensors or "
+                            "float numpy arrays, got nothing to train")
+        for index, leaf in enumerate(leaves):
+            array = _array(leaf)
+            if not isinstance(array, np.ndarray):
+                raise TypeError(f"optimizer: parameter {index} is a {type(leaf).__name__}; "
+                                "params must be Tensors or float numpy arrays")
+            if array.dtype.kind != "f":
+                raise TypeError(f"optimizer: parameter {index} has dtype {array.dtype}; only "
+                                "floating-point parameters can be trained (convert with "
+                                ".astype(np.float32))")
         if not lr > 0:
             raise ValueError(f"optimizer: lr must be positive, got {lr}")
-        self.params: list[Tensor] = leaves
+        self.params: list[Any] = leaves
+        self.trained = [not isinstance(leaf, Buffer) for leaf in leaves]
         self.lr = lr
         self.state: list[dict] = [{} for _ in leaves]
         self.steps = 0
 
     def zero_grad(self) -> None:
         for param in self.params:
-            param.grad = None
+            if isinstance(param, Tensor):
+                param.grad = None
 
     def _gradients(self, grads: Any) -> list[np.ndarray | None]:
         if grads is None:
-            return [None if p.grad is None else p.grad.data for p in self.params]
-        leaves, spec = _tree_flatten(grads)
+            if not all(isinstance(p, Tensor) for p, t in zip(self.params, self.trained) if t):
+                raise ValueError("optimizer.step(): numpy parameters hold no .grad; pass the "
+                                 "gradients, as in opt.step(grads)")
+            return [None if not isinstance(p, Tensor) or p.grad is None else p.grad.data
+                    for p in self.params]
+        leaves, spec = tree_flatten(grads)
         if len(leaves) != len(self.params) or spec != self._spec:
             raise ValueError("optimizer.step(grads): grads must have the structure of the "
                              f"params ({len(self.params)} tensors), got {len(leaves)}")
         arrays = [None if g is None else (g.data if isinstance(g, Tensor) else np.asarray(g))
                   for g in leaves]
-        for param, grad in zip(self.params, arrays):
-            if grad is not None and grad.shape != param.shape:
-                raise ValueError(f"optimizer.step(grads): a gradient of shape {grad.shape} "
-                                 f"for a parameter of shape {param.shape}")
+        for index, (param, grad) in enumerate(zip(self.params, arrays)):
+            if grad is not None and grad.shape != _array(param).shape:
+                raise ValueError(f"optimizer.step(grads): gradient {index} has shape "
+                                 f"{grad.shape} but its parameter has shape "
+                                 f"{_array(param).shape}")
         return arrays
 
     def step(self, grads: Any = None) -> None:
-        """One update of every parameter that has a gradient."""
+        """One update, in place, of every trained parameter that has a gradient."""
+        gradients = self._gradients(grads)
         self.steps += 1
-        for param, grad, state in zip(self.params, self._gradients(grads), self.state):
-            if grad is not None:
-                param.data[...] = self.update(param.data, grad.astype(param.dtype, copy=False),
-                                              state)
+        for param, grad, state, trained in zip(self.params, gradients, self.state,
+                                               self.trained):
+            if grad is not None and trained:
+                value = _array(param)
+                value[...] = self.update(value, grad.astype(value.dtype, copy=False), state)
+
+    def state_dict(self) -> dict:
+        """The step count and each parameter's state (moments), as arrays: `data.save`
+        writes it and `load_state_dict` restores it, so a run resumes exactly."""
+        return {"steps": np.int64(self.steps),
+                "state": [{key: np.int64(value) if key == "step" else np.array(value)
+                           for key, value in state.items()} for state in self.state]}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Restore what `state_dict` returned (for the same parameters)."""
+        states = state_dict.get("state") if isinstance(state_dict, dict) else None
+        if not isinstance(states, (list, tuple)) or len(states) != len(self.params):
+            count = len(states) if isinstance(states, (list, tuple)) else "no"
+            raise ValueError(f"load_state_dict: expected the state of {len(self.params)} "
+                             f"parameters, got {count}")
+        restored = []
+        for index, (param, state) in enumerate(zip(self.params, states)):
+            entry = {}
+            for key, value in state.items():
+                if key == "step":
+                    entry[key] = int(value)
+                    continue
+                value = np.array(value)
+                if value.shape not in ((), _array(param).shape):
+                    raise ValueError(f"load_state_dict: {key!r} of parameter {index} has "
+                                     f"shape {value.shape}, the parameter "
+                                     f"{_array(param).shape}")
+                entry[key] = value
+            restored.append(entry)
+        self.state, self.steps = restored, int(state_dict.get("steps", 0))
 
     def update(self, value: np.ndarray, grad: np.ndarray, state: dict) -> np.ndarray:
         raise NotImplementedError

@@ -192,3 +192,61 @@ def avg_pool_backward_naive(dout: np.ndarray, x: np.ndarray, kernel: Pair, strid
             dx[:, :, rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1] += \
                 dout[:, :, i, j][:, :, None, None] / divisor
     return dx
+
+
+# ----------------------------------------------------------------------------- textbook layers
+def local_conv_forward_naive(x: np.ndarray, w: np.ndarray, b: np.ndarray | None,
+                             stride: Pair, padding: Pair, dilation: Pair = (1, 1)
+                             ) -> np.ndarray:
+    """A locally connected layer, w (OH, OW, F, C, KH, KW), b (F, OH, OW):
+    out[n, f, i, j] = b[f, i, j] + sum_{c, p, q} xpad[n, c, i*sh + p*dh, j*sw + q*dw]
+    * w[i, j, f, c, p, q] (the filter depends on the position (i, j))."""
+    out_h, out_w, n_filters, channels, kh, kw = w.shape
+    xpad = np.pad(x, ((0, 0), (0, 0), (padding[0],) * 2, (padding[1],) * 2))
+    out = np.zeros((x.shape[0], n_filters, out_h, out_w), dtype=np.result_type(x, w))
+    for n in range(x.shape[0]):
+        for f in range(n_filters):
+            for i in range(out_h):
+                for j in range(out_w):
+                    total = 0.0 if b is None else b[f, i, j]
+                    for c in range(channels):
+                        for p in range(kh):
+                            for q in range(kw):
+                                total += xpad[n, c, i * stride[0] + p * dilation[0],
+                                              j * stride[1] + q * dilation[1]] * w[i, j, f, c, p, q]
+                    out[n, f, i, j] = total
+    return out
+
+
+def local_response_norm_naive(x: np.ndarray, size: int, alpha: float, beta: float,
+                              k: float) -> np.ndarray:
+    """out[n, c, ...] = x[n, c, ...] / (k + alpha/size * sum_{c'} x[n, c', ...]^2)^beta,
+    c' from c - size//2 to c + (size-1)//2, channels past the edges counting as 0."""
+    out = np.empty_like(x)
+    channels = x.shape[1]
+    for c in range(channels):
+        total = np.zeros_like(x[:, 0])
+        for other in range(c - size // 2, c + (size - 1) // 2 + 1):
+            if 0 <= other < channels:
+                total += x[:, other] ** 2
+        out[:, c] = x[:, c] / (k + alpha / size * total) ** beta
+    return out
+
+
+def batch_norm_naive(x: np.ndarray, mean: np.ndarray, var: np.ndarray, weight: np.ndarray,
+                     bias: np.ndarray, eps: float) -> np.ndarray:
+    """out[n, c, ...] = (x[n, c, ...] - mean[c]) / sqrt(var[c] + eps) * weight[c] + bias[c]."""
+    out = np.empty_like(x)
+    for c in range(x.shape[1]):
+        out[:, c] = (x[:, c] - mean[c]) / math.sqrt(var[c] + eps) * weight[c] + bias[c]
+    return out
+
+
+def batch_statistics_naive(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per channel: the mean, the biased variance (to normalise with) and the unbiased one
+    (for the running statistics), by summing over every other axis."""
+    values = np.moveaxis(x, 1, 0).reshape(x.shape[1], -1)
+    count = values.shape[1]
+    mean = np.array([sum(row) / count for row in values])
+    squares = np.array([sum((v - m) ** 2 for v in row) for row, m in zip(values, mean)])
+    return mean, squares / count, squares / (count - 1)

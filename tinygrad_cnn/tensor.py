@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Tensor", "as_tensor"]
+__all__ = ["Tensor", "as_tensor", "Buffer", "buffer"]
 
 _NUMERIC_KINDS = "biuf"
 
@@ -327,6 +327,22 @@ class Tensor:
     def avg_pool2d(self, kernel_size: Any, **options: Any) -> Tensor:
         """See `tinygrad_cnn.functional.avg_pool2d`."""
         return _functional.avg_pool2d(self, kernel_size, **options)
+
+
+class Buffer(np.ndarray):
+    """Model state that is not trained, such as batch norm's running statistics: an ndarray
+    that `grad`/`value_and_grad` pass through without a gradient (its entry in the grads
+    is None), that optimizers leave alone, and that `save`/`load` keep as a Buffer."""
+
+
+def buffer(data: Any, dtype: Any = np.float32) -> Buffer:
+    """A new `Buffer` holding a copy of `data` (float32 unless `dtype` says otherwise).
+
+    >>> running_mean = buffer(np.zeros(3))
+    >>> isinstance(running_mean, np.ndarray), running_mean.dtype
+    (True, dtype('float32'))
+    """
+    return np.array(data, dtype=dtype).view(Buffer)
 
 
 def as_tensor(data: Any, dtype: Any = None) -> Tensor:

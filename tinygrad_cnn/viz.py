@@ -126,7 +126,7 @@ def op_label(node: Context) -> str:
         return text + (f" pad={_format_value(pad)}" if any(pad) else "")
     shown = {k: v for k, v in params.items()
              if k not in ("winner", "divisor", "input_hw", "kernel", "output_hw", "columns")}
-    if node.name.startswith("conv2d"):
+    if node.name.startswith("conv2d") or node.name == "local_conv2d":
         shown = {k: v for k, v in shown.items()
                  if not (k == "groups" and v == 1) and not (k == "dilation" and v == (1, 1))}
     text = "  ".join(f"{k}={_format_value(v)}" for k, v in shown.items())
@@ -443,6 +443,8 @@ def _multiply_accumulates(node: Context) -> int:
         return int(out.size * np.prod(weight.shape[1:]))
     if node.name == "matmul":
         return int(out.size * node.inputs[0].shape[-1])
+    if node.name == "local_conv2d":
+        return int(out.size * np.prod(node.inputs[1].shape[3:]))
     return 0
 
 
@@ -464,14 +466,17 @@ def saved_arrays(node: Context) -> list[np.ndarray]:
 def summary(f: Callable, *args: Any, file: Any = None) -> list[dict]:
     """Call f(*args) once and tabulate its ops in order: op, output shape, parameters
     (tensors that require grad, counted at the op that first uses them, through shape
-    ops), multiply-accumulates of conv and matmul, and the bytes each op keeps for
-    backward (`saved_arrays`). Prints the table; returns the rows (dicts) with a final
+    ops), multiply-accumulates of conv and matmul, the bytes each op keeps for backward
+    (`saved_arrays`) and the theoretical receptive field of its output (size (h, w) and
+    jump, see `receptive.py`). Prints the table; returns the rows (dicts) with a final
     "total" row, whose saved bytes count each array once."""
+    from .receptive import Field, theoretical_fields
     with enable_grad():
         out = f(*args)
     if not isinstance(out, Tensor):
         raise TypeError(f"summary: the function must return a Tensor, got {type(out).__name__}")
     rows, counted, carried, kept = [], set(), {}, {}
+    fields = theoretical_fields(out)
     for node in _topological([out]):
         arrays = saved_arrays(node)
         kept.update((id(a), a) for a in arrays)
@@ -484,12 +489,17 @@ def summary(f: Callable, *args: Any, file: Any = None) -> list[dict]:
         if node.name in SHAPE_OPS and all(t.grad_fn is None for t in node.inputs):
             carried[id(node.output)] = params  # a reshaped parameter: count it at its user
             continue
+        field = fields[id(node)]
         rows.append({"op": op_label(node), "output_shape": tuple(node.output.shape),
                      "params": params, "macs": _multiply_accumulates(node),
-                     "saved_bytes": sum(a.nbytes for a in arrays)})
+                     "saved_bytes": sum(a.nbytes for a in arrays),
+                     "receptive_field": field.size if isinstance(field, Field) else field,
+                     "jump": field.jump if isinstance(field, Field) else None,
+                     "field": field})
     rows.append({"op": "total", "output_shape": tuple(out.shape),
                  "params": sum(r["params"] for r in rows), "macs": sum(r["macs"] for r in rows),
-                 "saved_bytes": sum(a.nbytes for a in kept.values())})
+                 "saved_bytes": sum(a.nbytes for a in kept.values()),
+                 "receptive_field": None, "jump": None, "field": None})
     _print_summary(rows, file)
     return rows
 
@@ -497,13 +507,16 @@ def summary(f: Callable, *args: Any, file: Any = None) -> list[dict]:
 def _print_summary(rows: list[dict], file: Any) -> None:
     width = max(len(r["op"]) for r in rows)
     print(f"{'op':<{width}}  {'output shape':<18} {'params':>10} {'MACs':>14} "
-          f"{'saved':>10}", file=file)
-    print("-" * (width + 57), file=file)
+          f"{'saved':>10}  {'receptive field':<15}", file=file)
+    print("-" * (width + 74), file=file)
     for row in rows:
         if row["op"] == "total":
-            print("-" * (width + 57), file=file)
+            print("-" * (width + 74), file=file)
+        field = "" if row["field"] is None else "all" if row["field"] == "whole input" \
+            else str(row["field"])
         print(f"{row['op']:<{width}}  {str(row['output_shape']):<18} {row['params']:>10,} "
-              f"{row['macs']:>14,} {_bytes(row['saved_bytes']):>10}", file=file)
+              f"{row['macs']:>14,} {_bytes(row['saved_bytes']):>10}  {field:<15}".rstrip(),
+              file=file)
 
 
 def _bytes(count: int) -> str:

@@ -1,6 +1,6 @@
 """Every differentiable primitive, registered in `REGISTRY` with its gradcheck samples."""
 
-from . import conv, pool  # noqa: F401  (registers the convolution and pooling ops)
+from . import conv, local_conv, norm, pool  # noqa: F401  (registers these modules' ops)
 from .elementwise import (
     Abs,
     Add,
