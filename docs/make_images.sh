@@ -14,4 +14,10 @@ cp "$run/curves.png" digits_curves.png
 cp "$run/filters.png" digits_filters.png
 cp "$run/feature_maps.png" digits_feature_maps.png
 rm -rf "$run"
+# receptive fields of LeNet-5 on 28x28, untrained and after 2 epochs on MNIST t10k
+mnist="${MNIST_DIR:-../../../shared/data/mnist}"
+tinygrad-cnn train --dataset mnist-t10k --data-root "$mnist" --epochs 2 --no-progress \
+    --out "$run" > /dev/null
+tinygrad-cnn receptive-field --model lenet --params "$run/params.npz" -o receptive_field.png
+rm -rf "$run"
 rm -f ./*.dot

@@ -513,3 +513,37 @@ def test_random_graphs(examples):
             assert_close(_zeros_if_none(mine.grad, leaves[i]),
                          _zeros_if_none(reference.grad, leaves[i]), f"accumulated .grad {i}")
     run(prop, examples)
+
+
+# ----------------------------------------------------------------------------- normalization
+@pytest.mark.parametrize("examples", EXAMPLES)
+def test_local_response_norm(examples):
+    @given(st.integers(1, 2), st.integers(1, 6), st.integers(1, 7), st.booleans(), st.data(),
+           st.integers(0, 2**16))
+    def prop(batch, channels, size, four_d, data, seed):
+        x = data.draw(arrays((batch, channels, 3, 2) if four_d else (batch, channels, 4)))
+        options = dict(size=size, alpha=data.draw(st.sampled_from([1e-4, 0.5])),
+                       beta=data.draw(st.sampled_from([0.75, 1.0])),
+                       k=data.draw(st.sampled_from([1.0, 2.0])))
+        compare(lambda t: F.local_response_norm(t, **options),
+                lambda t: TF.local_response_norm(t, **options), [x], seed)
+    run(prop, examples)
+
+
+@pytest.mark.parametrize("examples", EXAMPLES)
+def test_batch_norm(examples):
+    @given(st.integers(2, 4), st.integers(1, 3), st.booleans(), st.booleans(), st.data(),
+           st.integers(0, 2**16))
+    def prop(batch, channels, four_d, training, data, seed):
+        x = data.draw(arrays((batch, channels, 2, 3) if four_d else (batch, channels)))
+        weight, bias = data.draw(arrays((channels,))), data.draw(arrays((channels,)))
+        mean = data.draw(arrays((channels,), edges=False))
+        var = np.abs(data.draw(arrays((channels,), edges=False))) + 0.5
+        ours_stats, theirs_stats = (mean.copy(), var.copy()), (torch.tensor(mean),
+                                                               torch.tensor(var))
+        compare(lambda t, w, b: F.batch_norm(t, *ours_stats, w, b, training=training),
+                lambda t, w, b: TF.batch_norm(t, *theirs_stats, w, b, training=training),
+                [x, weight, bias], seed)
+        for ours, theirs in zip(ours_stats, theirs_stats):   # updated once, as PyTorch
+            assert_close(ours, theirs.numpy(), "running statistics")
+    run(prop, examples)
