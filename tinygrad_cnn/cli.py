@@ -13,7 +13,7 @@ import numpy as np
 from . import config
 from .gradcheck import check_gradients, gradgradcheck
 from .ops import REGISTRY
-from .tensor import Tensor
+from .tensor import Buffer, Tensor
 
 
 class UsageError(Exception):
@@ -185,7 +185,8 @@ def _trained_params(model: str, path: str) -> tuple[dict, np.ndarray]:
     except (OSError, ValueError, data.DatasetError) as error:
         raise UsageError(str(error)) from None
     size = options.get("image_size", 28)
-    params = {key: Tensor(array, requires_grad=True, name=key) for key, array in params.items()}
+    params = {key: array if isinstance(array, Buffer) else
+              Tensor(array, requires_grad=True, name=key) for key, array in params.items()}
     return params, np.zeros((1, options.get("in_channels", 1), size, size), np.float32)
 
 
@@ -216,6 +217,31 @@ def cmd_receptive_field(args: argparse.Namespace) -> int:
     except OSError as error:
         raise UsageError(f"cannot write {args.output}: {error}") from None
     print(f"wrote {args.output}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .models import MODELS, get_model
+    if not args.model:
+        raise UsageError("--model is needed to know the network the params belong to; "
+                         f"choose one of {', '.join(MODELS)}")
+    try:
+        model, init_model = get_model(args.model)
+        from .onnx import ExportError, export
+    except (ValueError, ImportError) as error:
+        raise UsageError(str(error)) from None
+    if args.params:
+        params, image = _trained_params(args.model, args.params)
+    else:
+        params = init_model(np.random.default_rng(0))
+        image = np.zeros((1, 1, 28, 28), np.float32)
+        print("no --params: exporting the untrained model")
+    try:
+        export(model, params, image, args.output)
+    except (ExportError, OSError) as error:
+        raise UsageError(str(error)) from None
+    print(f"wrote {args.output}: {args.model}, input x (N, {', '.join(map(str, image.shape[1:]))})"
+          ", output y (N, classes)")
     return 0
 
 
@@ -273,6 +299,11 @@ def build_parser() -> argparse.ArgumentParser:
     field.add_argument("--params", help="params.npz written by train: add the trained model")
     field.add_argument("-o", "--output", default="receptive_field.png")
     field.set_defaults(run=cmd_receptive_field)
+    export = commands.add_parser("export", help="write a model as ONNX")
+    export.add_argument("--model", help="lenet5, vgg, inception or alexnet")
+    export.add_argument("--params", help="params.npz written by train")
+    export.add_argument("-o", "--output", default="model.onnx")
+    export.set_defaults(run=cmd_export)
     train = commands.add_parser("train", help="train a CNN and write what it learned")
     train.add_argument("--dataset", default="digits",
                        choices=["digits", "mnist", "fashion-mnist", "mnist-t10k"],
