@@ -43,6 +43,7 @@ class _Graph:
         self.nodes: list[Any] = []
         self.initializers: list[Any] = []
         self.count = 0
+        self.batched: set[int] = set()  # ids of tensors computed from the model's input
 
     def fresh(self, stem: str) -> str:
         self.count += 1
@@ -122,9 +123,13 @@ def _avg_pool(graph: _Graph, node: Context, inputs: list[str]) -> str:
     return graph.add("Mul", [pooled, graph.constant((area / divisor).astype(divisor.dtype))])
 
 
-def _reduce(graph: _Graph, node: Context, inputs: list[str]) -> str:
+def _reduce(graph: _Graph, node: Context, inputs: list[str], dynamic: bool) -> str:
     axis = node.params["axis"]
     axes = list(range(node.inputs[0].ndim)) if axis is None else list(axis)
+    if dynamic and 0 in axes and id(node.inputs[0]) in graph.batched:
+        raise ExportError(f"{node.name} ({node.where}) reduces over the batch axis: a mean "
+                          "there would divide by the example's batch size; export with "
+                          "dynamic_batch=False")
     keep = int(node.params["keepdims"])
     if node.name == "sum":
         return graph.add("ReduceSum", inputs + [graph.constant(np.array(axes, np.int64))],
@@ -138,7 +143,7 @@ def _reshape(graph: _Graph, node: Context, inputs: list[str], dynamic: bool) -> 
     shape = list(after)
     if dynamic and len(shape) and len(before) and shape[0] == before[0]:
         shape[0] = 0                        # ONNX: copy the (symbolic) batch size
-    elif dynamic and node.inputs[0].grad_fn is not None:
+    elif dynamic and id(node.inputs[0]) in graph.batched:
         raise ExportError(f"reshape {before} -> {after} ({node.where}) changes the batch axis; "
                           "export with dynamic_batch=False")
     return graph.add("Reshape", inputs + [graph.constant(np.array(shape, np.int64))])
@@ -156,11 +161,14 @@ def _getitem(graph: _Graph, node: Context, inputs: list[str]) -> str:
         at = index.index(Ellipsis)
         index = index[:at] + (slice(None),) * (x.ndim - len(index) + 1) + index[at + 1:]
     starts, ends, axes, steps = [], [], [], []
+    far = 2 ** 62   # "to the end", whatever the (symbolic) size; ONNX clamps it
     for axis, item in enumerate(index):
         if isinstance(item, slice):
-            start, stop, step = item.indices(x.shape[axis])
-            if step < 0 and stop < 0:
-                stop = -(2 ** 62)
+            if item == slice(None):
+                continue
+            step = 1 if item.step is None else item.step
+            start = item.start if item.start is not None else (0 if step > 0 else -1)
+            stop = item.stop if item.stop is not None else (far if step > 0 else -far)
         else:
             start = int(item) % x.shape[axis]
             stop, step = start + 1, 1
@@ -169,7 +177,8 @@ def _getitem(graph: _Graph, node: Context, inputs: list[str]) -> str:
         axes.append(axis)
         steps.append(step)
     arrays = [np.array(v, np.int64) for v in (starts, ends, axes, steps)]
-    sliced = graph.add("Slice", inputs + [graph.constant(a) for a in arrays])
+    sliced = graph.add("Slice", inputs + [graph.constant(a) for a in arrays]) if axes \
+        else graph.add("Identity", inputs)
     shape = [0 if axis == 0 else n for axis, n in enumerate(node.output.shape)]
     if len(node.output.shape) != x.ndim:
         if node.output.shape and x.shape and node.output.shape[0] != x.shape[0]:
@@ -244,12 +253,11 @@ def _other(graph: _Graph, node: Context, inputs: list[str], dynamic: bool) -> st
 
 MAPPINGS: dict[str, Callable] = {
     "conv2d": _conv, "conv2d_input_grad": _conv_transpose, "max_pool2d": _max_pool,
-    "avg_pool2d": _avg_pool, "sum": _reduce, "max": _reduce, "min": _reduce,
-    "getitem": _getitem, "local_response_norm": _local_response_norm,
+    "avg_pool2d": _avg_pool, "getitem": _getitem, "local_response_norm": _local_response_norm,
     "batch_norm": _batch_norm}
 SUPPORTED_OPS = sorted(set(MAPPINGS) | set(ELEMENTWISE) | {
-    "reshape", "matmul", "transpose", "concatenate", "log_softmax", "clip", "where", "cast",
-    "pad", "broadcast_to"})
+    "sum", "max", "min", "reshape", "matmul", "transpose", "concatenate", "log_softmax",
+    "clip", "where", "cast", "pad", "broadcast_to"})
 
 
 def _map_node(graph: _Graph, node: Context, dynamic: bool) -> None:
@@ -259,11 +267,15 @@ def _map_node(graph: _Graph, node: Context, dynamic: bool) -> None:
                           f"the ops that export are: {', '.join(SUPPORTED_OPS)}")
     if node.name == "reshape":
         name = _reshape(graph, node, inputs, dynamic)
+    elif node.name in ("sum", "max", "min"):
+        name = _reduce(graph, node, inputs, dynamic)
     elif node.name in MAPPINGS:
         name = MAPPINGS[node.name](graph, node, inputs)
     else:
         name = _other(graph, node, inputs, dynamic)
     graph.names[id(node.output)] = name
+    if any(id(t) in graph.batched for t in node.inputs):
+        graph.batched.add(id(node.output))
 
 
 # ----------------------------------------------------------------------------- export
@@ -320,6 +332,7 @@ def export(f: Callable, params: Any, example_input: Any, path: str | os.PathLike
     out, x, params_arrays, names = _record(f, params, example_input)
     names[id(x)] = input_names[0]
     graph = _Graph(names)
+    graph.batched.add(id(x))
     for node in reversed(topological_nodes([out])):
         _map_node(graph, node, dynamic_batch)
     graph.add("Identity", [_value(graph, out)], output_names[0])
