@@ -248,12 +248,17 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from .data import DatasetError
     from .train import run
+    default_epochs = 30 if args.dataset == "digits" else 8 if \
+        args.dataset == "mnist-t10k" else 5
+    epochs = args.epochs or (None if args.resume else default_epochs)
+    output = "json" if args.json else "quiet" if args.quiet else "table"
+    # a bar redrawn per batch only on a terminal; logs and pipes get a line per epoch
+    progress = not args.no_progress and output == "table" and sys.stdout.isatty()
     try:
-        epochs = args.epochs or (30 if args.dataset == "digits" else 8 if
-                                 args.dataset == "mnist-t10k" else 5)
         run(args.dataset, args.model, epochs, args.batch_size, args.lr, args.optimizer,
-            args.seed, args.out, progress=not args.no_progress, max_steps=args.max_steps,
-            data_root=args.data_root, batch_norm=args.batch_norm)
+            args.seed, args.out, progress=progress, max_steps=args.max_steps,
+            data_root=args.data_root, batch_norm=args.batch_norm, output=output,
+            resume=args.resume)
     except (ValueError, PermissionError, DatasetError) as error:
         raise UsageError(str(error)) from None
     return 0
@@ -323,6 +328,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="folder with the IDX files (default: the download cache)")
     train.add_argument("--max-steps", type=int, default=None, help=argparse.SUPPRESS)
     train.add_argument("--no-progress", action="store_true", help="no progress bars")
+    train.add_argument("--resume", metavar="RUN_DIR",
+                       help="continue a run from its folder (to --epochs in all)")
+    quiet_or_json = train.add_mutually_exclusive_group()
+    quiet_or_json.add_argument("--quiet", action="store_true", help="print the final line only")
+    quiet_or_json.add_argument("--json", action="store_true",
+                               help="print a JSON record per epoch (and a final one)")
     train.set_defaults(run=cmd_train)
     return parser
 

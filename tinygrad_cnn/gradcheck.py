@@ -71,6 +71,18 @@ class GradReport:
     def failures(self) -> list[InputReport]:
         return [row for row in self.inputs if not row.passed]
 
+    def _repr_html_(self) -> str:
+        import html
+        titles = ("input", "shape", "max abs err", "max rel err", "worst index", "result")
+        head = "".join(f"<th>{t}</th>" for t in titles)
+        rows = "".join(
+            f"<tr style='background:{'#d4edda' if row.passed else '#f8d7da'}'>" + "".join(
+                f"<td>{html.escape(str(cell))}</td>" for cell in (
+                    f"{row.index}: {row.name}", row.shape, f"{row.max_abs_error:.3g}",
+                    f"{row.max_rel_error:.3g}", row.worst_index,
+                    "ok" if row.passed else "FAIL")) + "</tr>" for row in self.inputs)
+        return f"<table><tr>{head}</tr>{rows}</table>"
+
     def __str__(self) -> str:
         header = f"{'input':<18} {'shape':<16} {'max abs err':>12} {'max rel err':>12} " \
                  f"{'worst index':<16} result"

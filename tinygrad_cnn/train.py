@@ -24,7 +24,7 @@ from . import functional as F
 from . import optim
 from .autograd import no_grad, topological_nodes, value_and_grad
 from .models import get_model
-from .tensor import Tensor
+from .tensor import Buffer, Tensor
 
 __all__ = ["Dataset", "load_dataset", "fit", "evaluate", "run", "OPTIMIZERS"]
 
@@ -115,13 +115,16 @@ def _loss_and_accuracy(model: Callable, rng: np.random.Generator) -> Callable:
 
 def fit(model: Callable, params: Any, dataset: Dataset, epochs: int, batch_size: int,
         optimizer: optim.Optimizer, seed: int = 0, progress: bool = True,
-        max_steps: int | None = None, report: Callable[[dict], None] | None = None
-        ) -> list[dict]:
-    """Train for `epochs` (or `max_steps` steps); one metrics dict per epoch."""
-    rng = np.random.default_rng(seed)
+        max_steps: int | None = None, report: Callable[[dict], None] | None = None,
+        rng: np.random.Generator | None = None, first_epoch: int = 1,
+        seconds: float = 0.0) -> list[dict]:
+    """Train epochs `first_epoch` .. `epochs` (or `max_steps` steps); one metrics dict per
+    epoch. `rng` (default: seeded with `seed`) shuffles and draws dropout; passing the
+    generator of an earlier run, at the epoch it stopped, continues that run exactly."""
+    rng = np.random.default_rng(seed) if rng is None else rng
     step = value_and_grad(_loss_and_accuracy(model, rng), has_aux=True)
-    history, steps, start = [], 0, time.perf_counter()
-    for epoch in range(1, epochs + 1):
+    history, steps, start = [], 0, time.perf_counter() - seconds
+    for epoch in range(first_epoch, epochs + 1):
         losses, accuracies, counts = [], [], []
         batches = datasets.batches(dataset.x_train, dataset.y_train, batch_size, True, rng)
         bar = _progress(batches, len(dataset.x_train), batch_size, epoch, epochs, progress)
@@ -277,46 +280,135 @@ def prepare_output(out: str | None) -> Path:
     return path
 
 
-def run(dataset: str = "digits", model: str = "lenet5", epochs: int = 10,
-        batch_size: int = 64, lr: float | None = None, optimizer: str = "adam", seed: int = 0,
-        out: str | None = None, progress: bool = True, max_steps: int | None = None,
-        data_root: str | None = None, batch_norm: bool = False) -> tuple[Path, list[dict]]:
-    """Train and write everything to the output directory; returns it and the history."""
-    model_fn, init_model = get_model(model)
-    if optimizer not in OPTIMIZERS:
-        raise ValueError(f"unknown optimizer {optimizer!r}; choose {', '.join(OPTIMIZERS)}")
-    if epochs < 1 or batch_size < 1:
-        raise ValueError(f"epochs and batch size must be positive, got {epochs} and "
-                         f"{batch_size}")
-    out_dir = prepare_output(out)
-    data = load_dataset(dataset, seed, data_root)
-    init_options = {"in_channels": 1, "num_classes": data.classes,
-                    "image_size": data.image_size}
+@dataclass
+class Run:
+    """What a training run needs, fresh or resumed from its output directory."""
+
+    settings: dict
+    init_options: dict
+    params: dict
+    optimizer: optim.Optimizer
+    rng: np.random.Generator
+    history: list
+
+
+def _fresh_run(dataset: Dataset, model: str, settings: dict, batch_norm: bool) -> Run:
+    _, init_model = get_model(model)
+    init_options = {"in_channels": 1, "num_classes": dataset.classes,
+                    "image_size": dataset.image_size}
     if batch_norm:
         if "batch_norm" not in inspect.signature(init_model).parameters:
             raise ValueError(f"--batch-norm: the {model} model has no batch-norm variant; "
                              "use --model vgg")
         init_options["batch_norm"] = True
-    params = init_model(np.random.default_rng(seed), **init_options)
-    lr = DEFAULT_LR[optimizer] if lr is None else lr
-    settings = {"dataset": dataset, "model": model, "epochs": epochs,
-                "batch_size": batch_size, "lr": lr, "optimizer": optimizer, "seed": seed,
-                "train_examples": len(data.x_train), "test_examples": len(data.x_test)}
-    print(f"{model} on {dataset}: {len(data.x_train)} training and {len(data.x_test)} test "
-          f"images of {data.image_size}x{data.image_size}, {optimizer} lr={lr}, "
-          f"batch {batch_size}, seed {seed}")
-    rows_printed = []
+    params = init_model(np.random.default_rng(settings["seed"]), **init_options)
+    opt = OPTIMIZERS[settings["optimizer"]](params, settings["lr"])
+    return Run(settings, init_options, params, opt, np.random.default_rng(settings["seed"]), [])
+
+
+def _resumed_run(folder: Path, epochs: int | None) -> Run:
+    """The state a run saved (params, optimizer, generator, history) to go on from."""
+    try:
+        record = json.loads((folder / "metrics.json").read_text())
+        saved = datasets.load(folder / "optimizer.npz")
+        meta = datasets.read_meta(folder / "optimizer.npz")
+    except FileNotFoundError as error:
+        raise ValueError(f"--resume {folder}: {error.filename} is missing; resume a folder "
+                         "written by tinygrad-cnn train") from None
+    settings = dict(record["settings"], epochs=epochs or record["settings"]["epochs"])
+    params = datasets.load(folder / "params.npz", model=settings["model"])
+    params = {key: value if isinstance(value, Buffer) else
+              Tensor(value, requires_grad=True, name=key) for key, value in params.items()}
+    opt = OPTIMIZERS[settings["optimizer"]](params, settings["lr"])
+    opt.load_state_dict(saved)
+    rng = np.random.default_rng()
+    rng.bit_generator.state = meta["rng"]
+    init_options = datasets.read_meta(folder / "params.npz").get("init", {})
+    return Run(settings, init_options, params, opt, rng, record["epochs"])
+
+
+def run(dataset: str = "digits", model: str = "lenet5", epochs: int | None = 10,
+        batch_size: int = 64, lr: float | None = None, optimizer: str = "adam", seed: int = 0,
+        out: str | None = None, progress: bool = True, max_steps: int | None = None,
+        data_root: str | None = None, batch_norm: bool = False, output: str = "table",
+        resume: str | None = None) -> tuple[Path, list[dict]]:
+    """Train and write everything to the output directory; returns it and the history.
+
+    `output`: "table" (a line per epoch), "quiet" (the final line only) or "json" (a JSON
+    record per epoch and a final one). `resume`: a folder this function wrote; training
+    goes on from its last epoch to `epochs` exactly as if it had never stopped (the same
+    settings, parameters, optimizer moments and random generator), writing there unless
+    `out` says otherwise.
+    """
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {optimizer!r}; choose {', '.join(OPTIMIZERS)}")
+    if (epochs is not None and epochs < 1) or batch_size < 1:
+        raise ValueError(f"epochs and batch size must be positive, got {epochs} and "
+                         f"{batch_size}")
+    if resume is not None:
+        state = _resumed_run(Path(resume), epochs)
+        out_dir = prepare_output(out or resume)
+    else:
+        settings = {"dataset": dataset, "model": model, "epochs": epochs or 10,
+                    "batch_size": batch_size, "seed": seed, "optimizer": optimizer,
+                    "lr": DEFAULT_LR[optimizer] if lr is None else lr}
+        out_dir = prepare_output(out)
+        get_model(model)
+        state = None
+    settings = state.settings if state else settings
+    data = load_dataset(settings["dataset"], settings["seed"], data_root)
+    state = state or _fresh_run(data, settings["model"], settings, batch_norm)
+    settings.update(train_examples=len(data.x_train), test_examples=len(data.x_test))
+    history = _train(state, data, out_dir, progress, max_steps, output)
+    return out_dir, history
+
+
+def _train(state: Run, data: Dataset, out_dir: Path, progress: bool, max_steps: int | None,
+           output: str) -> list[dict]:
+    settings = state.settings
+    model_fn, _ = get_model(settings["model"])
+    if output == "table":
+        print(f"{settings['model']} on {settings['dataset']}: {len(data.x_train)} training "
+              f"and {len(data.x_test)} test images of {data.image_size}x{data.image_size}, "
+              f"{settings['optimizer']} lr={settings['lr']}, batch {settings['batch_size']}, "
+              f"seed {settings['seed']}" + (f", resumed after epoch {len(state.history)}"
+                                            if state.history else ""))
 
     def report(row: dict) -> None:
-        print_row(row, header=not rows_printed)
-        rows_printed.append(row)
+        if output == "json":
+            print(json.dumps(row), flush=True)
+        elif output == "table":
+            print_row(row, header=row["epoch"] == len(state.history) + 1)
 
-    history = fit(model_fn, params, data, epochs, batch_size, OPTIMIZERS[optimizer](params, lr),
-                  seed, progress, max_steps, report)
-    datasets.save(params, out_dir / "params.npz", meta={"model": model, "init": init_options})
-    write_metrics(history, out_dir, settings)
-    write_pictures(model_fn, params, history, data, out_dir)
-    graph = write_graph(model_fn, params, data, out_dir)
-    print(f"wrote {out_dir}/: params.npz, metrics.json, metrics.csv, curves.png, filters.png, "
-          f"feature_maps.png, {Path(graph).name if Path(graph).exists() else graph}")
-    return out_dir, history
+    done = state.history[-1]["seconds"] if state.history else 0.0
+    history = state.history + fit(
+        model_fn, state.params, data, settings["epochs"], settings["batch_size"],
+        state.optimizer, settings["seed"], progress, max_steps, report, rng=state.rng,
+        first_epoch=len(state.history) + 1, seconds=done)
+    _write_run(state, history, data, out_dir, output)
+    return history
+
+
+def _write_run(state: Run, history: list[dict], data: Dataset, out_dir: Path,
+               output: str) -> None:
+    model_fn, _ = get_model(state.settings["model"])
+    datasets.save(state.params, out_dir / "params.npz",
+                  meta={"model": state.settings["model"], "init": state.init_options})
+    datasets.save(state.optimizer.state_dict(), out_dir / "optimizer.npz",
+                  meta={"epoch": len(history), "rng": state.rng.bit_generator.state})
+    write_metrics(history, out_dir, state.settings)
+    write_pictures(model_fn, state.params, history, data, out_dir)
+    graph = write_graph(model_fn, state.params, data, out_dir)
+    final = history[-1] if history else {"test_accuracy": float("nan"), "seconds": 0.0}
+    if output == "json":
+        print(json.dumps({"done": True, "out": str(out_dir), "epochs": len(history),
+                          "test_accuracy": final["test_accuracy"]}))
+        return
+    if output == "quiet":
+        print(f"{state.settings['model']} on {state.settings['dataset']}: test accuracy "
+              f"{final['test_accuracy']:.4f} after {len(history)} epochs "
+              f"({final['seconds']:.1f} s); wrote {out_dir}/")
+        return
+    print(f"wrote {out_dir}/: params.npz, optimizer.npz, metrics.json, metrics.csv, "
+          f"curves.png, filters.png, feature_maps.png, "
+          f"{Path(graph).name if Path(graph).exists() else graph}")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -24,7 +25,7 @@ from .autograd import Context, enable_grad, topological_nodes
 from .tensor import Tensor
 
 __all__ = ["to_dot", "draw_graph", "summary", "retain_grads", "RendererNotFound",
-           "find_renderer"]
+           "find_renderer", "render", "Graph", "SummaryTable"]
 
 STYLE = {
     "op": {"shape": "box", "style": "rounded,filled", "fillcolor": "#fff3cd"},
@@ -158,11 +159,25 @@ def _backward_outputs(outputs: Sequence[Tensor]) -> list[Tensor]:
     return grads
 
 
+class Graph(graphviz.Digraph):
+    """A graphviz Digraph that Jupyter shows inline with whichever renderer there is: the
+    system `dot`, else `graphviz-pure` (`find_renderer`); `RendererNotFound` says what to
+    install when there is neither."""
+
+    def _repr_svg_(self) -> str:
+        return render(self.source, "svg").decode("utf-8")
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None,
+                          **kwargs: Any) -> dict:
+        return {"image/svg+xml": self._repr_svg_()}
+
+
 def to_dot(*outputs: Tensor, params: Any = None, show_shapes: bool = True,
            show_dtypes: bool = False, show_grads: bool = False, show_attrs: bool = True,
            backward: bool = False, rankdir: str = "TB",
-           max_nodes: int | None = None, check: Any = None) -> graphviz.Digraph:
-    """The recorded graph behind `outputs` as a graphviz Digraph (Jupyter shows it).
+           max_nodes: int | None = None, check: Any = None) -> Graph:
+    """The recorded graph behind `outputs` as a graphviz Digraph (Jupyter shows it inline,
+    with the system `dot` or graphviz-pure).
 
     Parameters
     ----------
@@ -189,8 +204,8 @@ def to_dot(*outputs: Tensor, params: Any = None, show_shapes: bool = True,
     tensors, nodes = _walk(roots)
     options["check"] = _check_results(nodes, check) if check is not None else None
     names = _param_names(params)
-    dot = graphviz.Digraph("computation_graph", graph_attr={"rankdir": rankdir},
-                           node_attr={"fontname": "Helvetica", "fontsize": "11"})
+    dot = Graph("computation_graph", graph_attr={"rankdir": rankdir},
+                node_attr={"fontname": "Helvetica", "fontsize": "11"})
     folded = _folded_chains(nodes, max_nodes) if max_nodes and len(nodes) > max_nodes else None
     if folded is not None:
         _draw_folded(dot, roots, tensors, nodes, folded, names, options)
@@ -414,17 +429,24 @@ def draw_graph(*outputs: Tensor, path: str | os.PathLike, format: str | None = N
     if fmt not in ("svg", "png", "pdf"):
         raise ValueError(f"draw_graph: unsupported format {fmt!r}; use svg, png, pdf or dot")
     path.with_suffix(".dot").write_text(source)
+    path.write_bytes(render(source, fmt, f"draw_graph: no Graphviz renderer on PATH to make "
+                                         f"{path}; the DOT source is in "
+                                         f"{path.with_suffix('.dot')}"))
+    return path
+
+
+def render(source: str, fmt: str = "svg", context: str = "render: no Graphviz renderer on "
+           "PATH") -> bytes:
+    """DOT source rendered to svg, png or pdf bytes by `find_renderer`'s program."""
     renderer = find_renderer()
     if renderer is None:
-        raise RendererNotFound(f"draw_graph: no Graphviz renderer on PATH to make {path}; the "
-                               f"DOT source is in {path.with_suffix('.dot')}. To render, "
-                               f"{INSTALL_HINT}")
+        raise RendererNotFound(f"{context}. To render, {INSTALL_HINT}")
     if fmt == "pdf" and Path(renderer).name == "graphviz-pure":
         raise RendererNotFound("draw_graph: graphviz-pure cannot write PDF; use .svg or .png, "
                                "or install the system Graphviz for PDF")
-    subprocess.run([renderer, f"-T{fmt}", "-o", str(path)], input=source.encode(),
-                   check=True, capture_output=True)
-    return path
+    done = subprocess.run([renderer, f"-T{fmt}"], input=source.encode(), check=True,
+                          capture_output=True)
+    return done.stdout
 
 
 def retain_grads(*outputs: Tensor) -> None:
@@ -500,8 +522,42 @@ def summary(f: Callable, *args: Any, file: Any = None) -> list[dict]:
                  "params": sum(r["params"] for r in rows), "macs": sum(r["macs"] for r in rows),
                  "saved_bytes": sum(a.nbytes for a in kept.values()),
                  "receptive_field": None, "jump": None, "field": None})
-    _print_summary(rows, file)
-    return rows
+    table = SummaryTable(rows)
+    if file is not None or not _in_notebook():
+        _print_summary(rows, file)
+    return table
+
+
+class SummaryTable(list):
+    """The rows of `summary` (dicts); Jupyter shows them as an HTML table."""
+
+    COLUMNS = (("op", "op"), ("output_shape", "output shape"), ("params", "params"),
+               ("macs", "MACs"), ("saved_bytes", "saved"), ("field", "receptive field"))
+
+    def _repr_html_(self) -> str:
+        import html
+        head = "".join(f"<th>{title}</th>" for _, title in self.COLUMNS)
+        body = "".join("<tr>" + "".join(f"<td>{html.escape(_cell(row, key))}</td>"
+                                        for key, _ in self.COLUMNS) + "</tr>" for row in self)
+        return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _cell(row: dict, key: str) -> str:
+    value = row[key]
+    if key in ("params", "macs"):
+        return f"{value:,}"
+    if key == "saved_bytes":
+        return _bytes(value)
+    if key == "field":
+        return "" if value is None else "all" if value == "whole input" else str(value)
+    return str(value)
+
+
+def _in_notebook() -> bool:
+    """Inside a Jupyter kernel, where the returned table shows itself as HTML."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    return type(shell).__name__ == "ZMQInteractiveShell"
 
 
 def _print_summary(rows: list[dict], file: Any) -> None:
@@ -512,8 +568,7 @@ def _print_summary(rows: list[dict], file: Any) -> None:
     for row in rows:
         if row["op"] == "total":
             print("-" * (width + 74), file=file)
-        field = "" if row["field"] is None else "all" if row["field"] == "whole input" \
-            else str(row["field"])
+        field = _cell(row, "field")
         print(f"{row['op']:<{width}}  {str(row['output_shape']):<18} {row['params']:>10,} "
               f"{row['macs']:>14,} {_bytes(row['saved_bytes']):>10}  {field:<15}".rstrip(),
               file=file)
