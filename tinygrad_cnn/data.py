@@ -23,9 +23,9 @@ import urllib.error
 import urllib.request
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -211,6 +211,25 @@ def _encode_tree(node: Any, where: str, arrays: list[np.ndarray]) -> dict:
     return {kind: len(arrays) - 1}
 
 
+def write_atomically(path: Path, write: Callable[[BinaryIO], None]) -> None:
+    """Run `write` on a temporary file beside `path`, then rename it into place: an
+    interrupted write never leaves a truncated file where a good one was. The file gets
+    the mode a new file would (0666 less the umask)."""
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as file:
+            write(file)
+            file.flush()
+            os.fsync(file.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise
+
+
 def save(params: Any, path: str | os.PathLike, meta: dict | None = None) -> Path:
     """Write a tree of Tensors, arrays, Buffers or numpy scalars (dicts with string keys,
     lists, tuples) to an .npz archive that `load` returns exactly (Tensors come back as
@@ -232,20 +251,15 @@ def save(params: Any, path: str | os.PathLike, meta: dict | None = None) -> Path
                                "meta": meta or {}})
     except TypeError as error:
         raise TypeError(f"save: meta must hold JSON values only ({error})") from None
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as file:
-            with zipfile.ZipFile(file, "w", zipfile.ZIP_STORED) as archive:
-                archive.writestr(MANIFEST, manifest)
-                for index, array in enumerate(arrays):
-                    with archive.open(f"arr_{index}.npy", "w", force_zip64=True) as member:
-                        np.lib.format.write_array(member, array, allow_pickle=False)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
+
+    def write(file: BinaryIO) -> None:
+        with zipfile.ZipFile(file, "w", zipfile.ZIP_STORED) as archive:
+            archive.writestr(MANIFEST, manifest)
+            for index, array in enumerate(arrays):
+                with archive.open(f"arr_{index}.npy", "w", force_zip64=True) as member:
+                    np.lib.format.write_array(member, array, allow_pickle=False)
+
+    write_atomically(path, write)
     return path
 
 

@@ -11,7 +11,6 @@ rescales by PyTorch's divisors, and batch norm exports its evaluation form.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ import numpy as np
 
 from . import trace
 from .autograd import Context, enable_grad, topological_nodes, tree_flatten
+from .data import write_atomically
 from .tensor import Buffer, Tensor
 
 __all__ = ["export", "ExportError", "SUPPORTED_OPS", "DEFAULT_OPSET"]
@@ -353,16 +353,6 @@ def export(f: Callable, params: Any, example_input: Any, path: str | os.PathLike
     model = helper.make_model(onnx_graph, producer_name="tinygrad_cnn",
                               opset_imports=[helper.make_opsetid("", opset)])
     onnx.checker.check_model(model, full_check=True)
-    _write_atomically(model.SerializeToString(), Path(path))
+    payload = model.SerializeToString()
+    write_atomically(Path(path), lambda file: file.write(payload))
     return model
-
-
-def _write_atomically(payload: bytes, path: Path) -> None:
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as file:
-            file.write(payload)
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
