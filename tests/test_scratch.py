@@ -1,4 +1,4 @@
-"""Work buffers (tinygrad_cnn.ops.scratch): results never alias them, and reusing them across
+"""Work buffers (kernels.scratch): results never alias them, and reusing them across
 shapes, dtypes and threads gives the same numbers as the textbook loops."""
 
 import threading
@@ -9,7 +9,7 @@ import pytest
 import tinygrad_cnn as tg
 import tinygrad_cnn.functional as F
 from tinygrad_cnn import reference
-from tinygrad_cnn.ops import scratch
+from tinygrad_cnn.kernels import scratch
 
 CASES = [  # x shape, w shape, stride, padding: stride 1 with F > C takes the overlap-add path
     ((2, 3, 9, 8), (5, 3, 3, 3), 1, 1),

@@ -12,10 +12,12 @@ from typing import Any
 import numpy as np
 
 from . import ops
+from .kernels.pool import max_pool_forward
+from .kernels.windows import output_size
 from .ops.conv import Conv2d, Conv2dInputGrad, Fold, Unfold
 from .ops.local_conv import LocalConv2d
 from .ops.norm import BatchNorm, LocalResponseNorm
-from .ops.pool import AvgPool2d, MaxPool2d, max_pool_forward
+from .ops.pool import AvgPool2d, MaxPool2d
 from .ops.reduce import LogSoftmax, normalize_axis
 from .tensor import Tensor, as_tensor
 
@@ -69,13 +71,6 @@ def _batched(fn: str, x: Any) -> tuple[Tensor, bool]:
 def _common_dtype(*tensors: Tensor | None) -> list[Tensor | None]:
     dtype = np.result_type(*[t.dtype for t in tensors if t is not None])
     return [t.astype(dtype) if t is not None else None for t in tensors]
-
-
-def output_size(size: int, kernel: int, stride: int = 1, padding: tuple[int, int] = (0, 0),
-                dilation: int = 1) -> int:
-    """Windows along one axis: floor((size + before + after - dilation*(kernel-1) - 1) /
-    stride) + 1, the output size of conv2d, unfold and the pools (floor mode)."""
-    return (size + padding[0] + padding[1] - dilation * (kernel - 1) - 1) // stride + 1
 
 
 def _check_fits(fn: str, sizes: tuple[int, ...], kernel: tuple[int, int],

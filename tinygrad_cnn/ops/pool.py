@@ -7,9 +7,7 @@
   avg_pool2d_spread   g -> g / divisor spread over each window (its adjoint)
 
 `padding` is (top, bottom, left, right): the functional layer adds the extra bottom/right rows
-that ceil_mode windows reach. Pooling loops over the KH*KW kernel offsets, never over output
-positions, and each offset is one contiguous "wide" view of the input split by stride phase
-(see `StridePhases`): results are computed on the wide grid and cropped to (OH, OW).
+that ceil_mode windows reach. The numpy loops are in `kernels/pool.py`.
 """
 
 from __future__ import annotations
@@ -17,70 +15,15 @@ from __future__ import annotations
 import numpy as np
 
 from ..autograd import Context, Function
+from ..kernels.pool import (
+    avg_pool_forward,
+    avg_pool_spread,
+    max_pool_forward,
+    max_pool_gather,
+    max_pool_scatter,
+)
 from ..tensor import Tensor
 from .registry import Sample, defop
-from .windows import StridePhases
-
-
-def _offsets(kernel: tuple[int, int]) -> list[tuple[int, int, int]]:
-    return [(i * kernel[1] + j, i, j) for i in range(kernel[0]) for j in range(kernel[1])]
-
-
-def _out_hw(h: int, w: int, kernel: tuple[int, int], stride: tuple[int, int],
-            padding: tuple[int, int, int, int], dilation: tuple[int, int]) -> tuple[int, int]:
-    return ((h + padding[0] + padding[1] - dilation[0] * (kernel[0] - 1) - 1) // stride[0] + 1,
-            (w + padding[2] + padding[3] - dilation[1] * (kernel[1] - 1) - 1) // stride[1] + 1)
-
-
-def max_pool_forward(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int],
-                     padding: tuple[int, int, int, int], dilation: tuple[int, int]
-                     ) -> tuple[np.ndarray, np.ndarray]:
-    """(N, C, H, W) -> max (N, C, OH, OW) and the winning kernel offset i*KW + j of each window.
-
-    Ties go to the first offset in row-major order; a window holding NaN gives NaN and its
-    last NaN in row-major order wins; padding (-inf) never wins: a window whose real
-    elements are all -inf is won by its first real element (PyTorch's rules).
-    """
-    out_h, out_w = _out_hw(*x.shape[2:], kernel, stride, padding, dilation)
-    phases = StridePhases.of(x, padding, stride, -np.inf)
-    best = phases.wide_view(0, 0, dilation).copy()
-    winner = np.zeros(best.shape, dtype=np.uint8 if kernel[0] * kernel[1] <= 255 else np.int32)
-    better = np.empty(best.shape, dtype=bool)
-    better_as_number = better.view(np.uint8) if winner.dtype == np.uint8 else better
-    offset_if_better = np.empty_like(winner)
-    has_nan = x.size > 0 and bool(np.isnan(np.max(x)))
-    for k, i, j in _offsets(kernel)[1:]:
-        candidate = phases.wide_view(i, j, dilation)
-        np.greater(candidate, best, out=better)
-        if has_nan:
-            better |= np.isnan(candidate)
-        np.maximum(best, candidate, out=best)  # NaN propagates, as in numpy
-        # offsets come in increasing order, so max(winner, k * better) records the new winner
-        np.multiply(better_as_number, winner.dtype.type(k), out=offset_if_better,
-                    casting="unsafe")
-        np.maximum(winner, offset_if_better, out=winner)
-    best, winner = best[:, :, :out_h, :out_w].copy(), winner[:, :, :out_h, :out_w].copy()
-    if padding[0] or padding[2]:
-        _first_real_wins_empty_windows(best, winner, kernel, stride, padding, dilation)
-    return best, winner
-
-
-def _first_real_wins_empty_windows(best: np.ndarray, winner: np.ndarray,
-                                   kernel: tuple[int, int], stride: tuple[int, int],
-                                   padding: tuple[int, int, int, int],
-                                   dilation: tuple[int, int]) -> None:
-    """Where a window's maximum is -inf, a top/left padding cell may have won the tie: give
-    the window to its first real element, the first row i and column j with
-    start + i*d >= 0, i.e. i = max(0, ceil(-start / d))."""
-    stuck = best == -np.inf
-    if not stuck.any():
-        return
-    out_h, out_w = best.shape[2:]
-    first_row = np.maximum(0, -((np.arange(out_h) * stride[0] - padding[0]) // dilation[0]))
-    first_col = np.maximum(0, -((np.arange(out_w) * stride[1] - padding[2]) // dilation[1]))
-    first_real = first_row[:, None] * kernel[1] + first_col[None, :]
-    np.copyto(winner, np.broadcast_to(first_real, winner.shape).astype(winner.dtype),
-              where=stuck)
 
 
 def _max_pool_samples(rng: np.random.Generator) -> list[Sample]:
@@ -137,16 +80,7 @@ class MaxPool2dScatter(Function):
     def forward(ctx: Context, g: np.ndarray, *, winner: np.ndarray, input_hw: tuple[int, int],
                 kernel: tuple[int, int], stride: tuple[int, int],
                 padding: tuple[int, int, int, int], dilation: tuple[int, int]) -> np.ndarray:
-        phases = StridePhases(g.shape[:2] + tuple(input_hw), padding, stride, 0.0, g.dtype)
-        no_offset = kernel[0] * kernel[1]  # marks the garbage positions: they route nothing
-        g_wide, winner_wide = phases.widen(g), phases.widen(winner, no_offset)
-        is_winner = np.empty(g_wide.shape, dtype=g.dtype)  # 1.0 where offset k won, else 0.0
-        for k, i, j in _offsets(kernel):
-            np.equal(winner_wide, k, out=is_winner, casting="unsafe")
-            is_winner *= g_wide
-            view = phases.wide_view(i, j, dilation)
-            view += is_winner
-        return phases.unpadded()
+        return max_pool_scatter(g, winner, input_hw, kernel, stride, padding, dilation)
 
     @staticmethod
     def backward(ctx: Context, u: Tensor) -> tuple:
@@ -174,15 +108,7 @@ class MaxPool2dGather(Function):
     def forward(ctx: Context, u: np.ndarray, *, winner: np.ndarray, kernel: tuple[int, int],
                 stride: tuple[int, int], padding: tuple[int, int, int, int],
                 dilation: tuple[int, int]) -> np.ndarray:
-        phases = StridePhases.of(u, padding, stride)
-        winner_wide = phases.widen(winner, kernel[0] * kernel[1])
-        out = np.zeros(winner_wide.shape, dtype=u.dtype)
-        is_winner = np.empty(winner_wide.shape, dtype=u.dtype)
-        for k, i, j in _offsets(kernel):
-            np.equal(winner_wide, k, out=is_winner, casting="unsafe")
-            is_winner *= phases.wide_view(i, j, dilation)
-            out += is_winner
-        return out[:, :, :winner.shape[2], :winner.shape[3]].copy()
+        return max_pool_gather(u, winner, kernel, stride, padding, dilation)
 
     @staticmethod
     def backward(ctx: Context, g: Tensor) -> tuple:
@@ -204,18 +130,6 @@ def _avg_samples(rng: np.random.Generator) -> list[Sample]:
 
 def _avg_params(params: dict) -> dict:
     return {k: params[k] for k in ("kernel", "stride", "padding", "divisor")}
-
-
-def avg_pool_forward(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int],
-                     padding: tuple[int, int, int, int], divisor: float | np.ndarray
-                     ) -> np.ndarray:
-    """(N, C, H, W) -> window sums / divisor, (N, C, OH, OW); divisor is a scalar or (OH, OW)."""
-    out_h, out_w = _out_hw(*x.shape[2:], kernel, stride, padding, (1, 1))
-    phases = StridePhases.of(x, padding, stride)
-    total = phases.wide_view(0, 0, (1, 1)).copy()
-    for _, i, j in _offsets(kernel)[1:]:
-        total += phases.wide_view(i, j, (1, 1))
-    return total[:, :, :out_h, :out_w] / np.asarray(divisor, dtype=x.dtype)
 
 
 @defop("avg_pool2d", samples=_avg_samples)
@@ -252,12 +166,7 @@ class AvgPool2dSpread(Function):
     def forward(ctx: Context, g: np.ndarray, *, input_hw: tuple[int, int],
                 kernel: tuple[int, int], stride: tuple[int, int],
                 padding: tuple[int, int, int, int], divisor: float | np.ndarray) -> np.ndarray:
-        phases = StridePhases(g.shape[:2] + tuple(input_hw), padding, stride, 0.0, g.dtype)
-        share = phases.widen(g / np.asarray(divisor, dtype=g.dtype))  # zero past (OH, OW)
-        for _, i, j in _offsets(kernel):
-            view = phases.wide_view(i, j, (1, 1))
-            view += share
-        return phases.unpadded()
+        return avg_pool_spread(g, input_hw, kernel, stride, padding, divisor)
 
     @staticmethod
     def backward(ctx: Context, u: Tensor) -> tuple:

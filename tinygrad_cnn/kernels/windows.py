@@ -11,9 +11,16 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 
+def output_size(size: int, kernel: int, stride: int = 1, padding: tuple[int, int] = (0, 0),
+                dilation: int = 1) -> int:
+    """Windows along one axis, the output size of conv2d, unfold and the pools:
+    floor((size + before + after - dilation*(kernel-1) - 1) / stride) + 1."""
+    return (size + padding[0] + padding[1] - dilation * (kernel - 1) - 1) // stride + 1
+
+
 def out_size(size: int, kernel: int, stride: int, pad_total: int, dilation: int) -> int:
-    """floor((size + pad_total - dilation*(kernel-1) - 1) / stride) + 1"""
-    return (size + pad_total - dilation * (kernel - 1) - 1) // stride + 1
+    """`output_size` with the padding given as its total."""
+    return output_size(size, kernel, stride, (pad_total, 0), dilation)
 
 
 def pad_spatial(x: np.ndarray, padding: tuple[int, int, int, int],

@@ -1,0 +1,50 @@
+"""Pooling split over threads (kernels.threads) gives exactly the single-thread results."""
+
+import numpy as np
+import pytest
+
+import tinygrad_cnn.functional as F
+from tinygrad_cnn import Tensor, reference
+from tinygrad_cnn.kernels import threads
+
+
+@pytest.fixture
+def always_threaded(monkeypatch):
+    monkeypatch.setattr(threads, "MIN_ELEMENTS", 0)
+    monkeypatch.setenv("TINYGRAD_CNN_THREADS", "3")
+
+
+def _forward_backward(pool, x, **options):
+    tensor = Tensor(x, requires_grad=True)
+    out = pool(tensor, **options)
+    upstream = np.random.default_rng(1).standard_normal(out.shape)
+    out.backward(upstream)
+    return out.data, tensor.grad.data, upstream
+
+
+@pytest.mark.parametrize("options", [dict(kernel_size=3, stride=2, padding=1),
+                                     dict(kernel_size=2, ceil_mode=True)])
+def test_threaded_pools_match_the_loops(always_threaded, options):
+    x = np.random.default_rng(0).integers(0, 4, (5, 2, 7, 6)).astype(float)  # ties too
+    geometry = (options["kernel_size"],) * 2, (options.get("stride", 2),) * 2, \
+        (options.get("padding", 0),) * 2
+    out, grad, upstream = _forward_backward(F.max_pool2d, x, **options)
+    np.testing.assert_array_equal(out, reference.max_pool_forward_naive(
+        x, *geometry, (1, 1), options.get("ceil_mode", False))[0])
+    np.testing.assert_allclose(grad, reference.max_pool_backward_naive(
+        upstream, x, *geometry, (1, 1), options.get("ceil_mode", False)), atol=1e-12)
+    out, grad, upstream = _forward_backward(F.avg_pool2d, x, **options)
+    np.testing.assert_allclose(out, reference.avg_pool_forward_naive(
+        x, *geometry, ceil_mode=options.get("ceil_mode", False)), atol=1e-12)
+
+
+def test_one_thread_and_many_agree_exactly(monkeypatch):
+    x = np.random.default_rng(0).standard_normal((16, 8, 40, 40)).astype(np.float32)
+    results = []
+    for count in ("1", "2"):
+        monkeypatch.setenv("TINYGRAD_CNN_THREADS", count)
+        results.append(_forward_backward(F.max_pool2d, x, kernel_size=3, stride=2,
+                                         padding=1)[:2] +
+                       _forward_backward(F.avg_pool2d, x, kernel_size=2)[:2])
+    for single, threaded in zip(*results):
+        np.testing.assert_array_equal(single, threaded)

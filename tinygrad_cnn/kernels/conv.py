@@ -1,0 +1,275 @@
+"""The convolution kernels: im2col through strided views into reused work buffers, one
+batched BLAS product per batch chunk, and col2im as strided additions (never np.add.at).
+
+`ops/conv.py` registers the primitives built on these; `reference.py` holds the textbook
+loops they must agree with. Geometry: `stride` and `dilation` are (h, w) pairs, `padding`
+is (top, bottom, left, right).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from . import scratch
+from .windows import col2im_add, out_size, pad_spatial, window_view
+
+CHUNK_ELEMENTS = 1 << 22  # im2col buffer size per batch chunk: cache-friendly, little memory
+
+
+# ----------------------------------------------------------------------------- numpy kernels
+def _chunks(n: int, per_item: int) -> tuple[range, int]:
+    """Batch chunk starts and size so that one chunk's im2col buffer stays small."""
+    step = max(1, CHUNK_ELEMENTS // max(per_item, 1))
+    return range(0, n, step), step
+
+
+class _Im2col:
+    """im2col of batch chunks into reused buffers (no page faults, cache-sized pieces).
+
+    Each chunk is padded into a buffer whose border stays zero, then its windows are copied
+    as columns (C*KH*KW, B*OH*width): the batch sits in the columns, so one matrix product
+    serves the whole chunk. With stride 1 the columns are "wide": width = padded W rather
+    than OW, so that every (C, KH, KW) row is one contiguous run of the padded input
+    (garbage in the last W - OW positions of each output row, which callers crop or weight
+    by zero); numpy copies long runs many times faster than rows of OW elements.
+    """
+
+    def __init__(self, x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int],
+                 padding: tuple[int, int, int, int], dilation: tuple[int, int],
+                 keep_cols: bool = False) -> None:
+        n, c, h, w = x.shape
+        self.keep_cols = keep_cols  # columns in a fresh array (kept for backward)
+        self.x, self.kernel, self.stride, self.dilation = x, kernel, stride, dilation
+        self.top, self.left = padding[0], padding[2]
+        padded_hw = (h + padding[0] + padding[1], w + padding[2] + padding[3])
+        self.out_hw = (out_size(h, kernel[0], stride[0], padding[0] + padding[1], dilation[0]),
+                       out_size(w, kernel[1], stride[1], padding[2] + padding[3], dilation[1]))
+        self.wide = stride == (1, 1)
+        self.width = padded_hw[1] if self.wide else self.out_hw[1]
+        self.starts, self.step = _chunks(n, c * kernel[0] * kernel[1] * self.out_hw[0]
+                                         * self.width)
+        batch = min(self.step, n)
+        spare_row = 1 if self.wide else 0  # wide runs of the last row read one row past
+        self.padded = scratch.take("im2col.padded", (batch, c, padded_hw[0] + spare_row,
+                                                     padded_hw[1]), x.dtype, zero=True) \
+            if any(padding) or self.wide else None
+        self.cols_shape = (c,) + kernel + (batch, self.out_hw[0], self.width)
+        self.cols: np.ndarray | None = None  # allocated by the first chunk
+
+    def chunk(self, start: int) -> np.ndarray:
+        """Columns (C*KH*KW, B*OH*width) of images start .. start + B."""
+        chunk = self.x[start:start + self.step]
+        b, h, w = len(chunk), chunk.shape[2], chunk.shape[3]
+        if self.padded is not None:
+            self.padded[:b, :, self.top:self.top + h, self.left:self.left + w] = chunk
+            chunk = self.padded[:b]
+        if self.cols is None:
+            self.cols = np.empty(self.cols_shape, dtype=self.x.dtype) if self.keep_cols \
+                else scratch.take("im2col.cols", self.cols_shape, self.x.dtype)
+        cols = self.cols[:, :, :, :b]
+        if self.wide:
+            np.copyto(cols, self._wide_view(chunk))
+        else:
+            view = window_view(chunk, self.kernel, self.stride, self.dilation, self.out_hw)
+            np.copyto(cols, view.transpose(1, 2, 3, 0, 4, 5))  # (C, KH, KW, B, OH, OW)
+        return cols.reshape(-1, b * self.out_hw[0] * self.width)
+
+    def _wide_view(self, padded: np.ndarray) -> np.ndarray:
+        """(C, KH, KW, B, OH, W): element [c, i, j, b, r, q] is the padded input's flat
+        element (b, c) at (i*dh + r)*W + j*dw + q."""
+        sb, sc, sh, sw = padded.strides
+        shape = (padded.shape[1],) + self.kernel + (len(padded), self.out_hw[0], self.width)
+        strides = (sc, sh * self.dilation[0], sw * self.dilation[1], sb, sh, sw)
+        return as_strided(padded, shape, strides, writeable=False)
+
+    def grad_columns(self, g: np.ndarray, groups: int) -> np.ndarray:
+        return grad_columns(g, groups, self.width)
+
+
+def grad_columns(g: np.ndarray, groups: int, width: int) -> np.ndarray:
+    """Upstream gradient of a chunk (B, F, OH, OW) as (G, F/G, B*OH*width), zero in the
+    garbage positions of wide columns (width > OW). A work buffer (see `scratch`)."""
+    b, f, oh, ow = g.shape
+    columns = scratch.take("conv.grad_columns", (f, b, oh, width), g.dtype, zero=width > ow)
+    columns[..., :ow] = g.transpose(1, 0, 2, 3)
+    return columns.reshape(groups, f // groups, -1)
+
+
+def conv2d_forward(x: np.ndarray, w: np.ndarray, stride: tuple[int, int],
+                   padding: tuple[int, int, int, int], dilation: tuple[int, int],
+                   groups: int, keep: list | None = None, bias: np.ndarray | None = None
+                   ) -> np.ndarray:
+    """(N, C, H, W) * (F, C/G, KH, KW) (+ bias (F,)) -> (N, F, OH, OW), cross-correlation.
+
+    When the whole batch fits in one chunk and `keep` is a list, the im2col columns are
+    appended to it, so that the weight gradient can reuse them (`columns=`).
+    """
+    n = x.shape[0]
+    f, cg, kh, kw = w.shape
+    im2col = _Im2col(x, (kh, kw), stride, padding, dilation, keep_cols=keep is not None)
+    (oh, ow), width = im2col.out_hw, im2col.width
+    weight = w.reshape(groups, f // groups, cg * kh * kw)
+    out = np.empty((n, f, oh, ow), dtype=np.result_type(x, w))
+    per_filter = np.zeros((f, 1, 1, 1), out.dtype) if bias is None else bias.reshape(f, 1, 1, 1)
+    for start in im2col.starts:
+        cols = im2col.chunk(start)
+        b = cols.shape[1] // (oh * width)
+        # (G, F/G, C/G*KH*KW) @ (G, C/G*KH*KW, B*OH*width) -> (G, F/G, B*OH*width)
+        result = _product(weight, cols.reshape(groups, cg * kh * kw, -1))
+        np.add(result.reshape(f, b, oh, width)[..., :ow], per_filter,
+               out=out[start:start + b].transpose(1, 0, 2, 3))
+    if keep is not None and len(im2col.starts) == 1:
+        keep.append(cols)
+    return out
+
+
+def _product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a @ b into a work buffer (see `scratch`)."""
+    out = scratch.take("conv.product", a.shape[:-1] + b.shape[-1:], np.result_type(a, b))
+    return np.matmul(a, b, out=out)
+
+
+def conv2d_weight_grad(x: np.ndarray, g: np.ndarray, kernel: tuple[int, int],
+                       stride: tuple[int, int], padding: tuple[int, int, int, int],
+                       dilation: tuple[int, int], groups: int,
+                       columns: np.ndarray | None = None) -> np.ndarray:
+    """d<g, conv2d(x, w)>/dw: (N, C, H, W), (N, F, OH, OW) -> (F, C/G, KH, KW).
+
+    `columns`: the im2col of the whole batch kept by `conv2d_forward`, if it has it.
+    """
+    c = x.shape[1]
+    f = g.shape[1]
+    kh, kw = kernel
+    im2col = _Im2col(x, kernel, stride, padding, dilation)
+    total = np.zeros((groups, c // groups * kh * kw, f // groups), dtype=np.result_type(x, g))
+    for start in im2col.starts:
+        cols = columns if columns is not None else im2col.chunk(start)
+        grad = im2col.grad_columns(g[start:start + im2col.step], groups)
+        # (G, C/G*KH*KW, B*OH*width) @ (G, B*OH*width, F/G), summed over chunks
+        total += np.matmul(cols.reshape(groups, -1, cols.shape[1]), grad.swapaxes(-1, -2))
+    return total.swapaxes(-1, -2).reshape(f, c // groups, kh, kw)
+
+
+def conv2d_input_grad(g: np.ndarray, w: np.ndarray, input_hw: tuple[int, int],
+                      stride: tuple[int, int], padding: tuple[int, int, int, int],
+                      dilation: tuple[int, int], groups: int) -> np.ndarray:
+    """d<g, conv2d(x, w)>/dx: (N, F, OH, OW), (F, C/G, KH, KW) -> (N, C, H, W).
+
+    The column gradients w^T g, (C*KH*KW, B*OH*OW) per batch chunk, are summed back by
+    col2im. With stride 1, when g has more channels than x (F*H*W > C*OH*OW), the
+    convolution of g, padded by d*(K-1) - p, with the flipped kernel (channels swapped per
+    group) does the same work with a smaller im2col.
+    """
+    n, f, oh, ow = g.shape
+    _, cg, kh, kw = w.shape
+    full_pad = (dilation[0] * (kh - 1) - padding[0], dilation[0] * (kh - 1) - padding[1],
+                dilation[1] * (kw - 1) - padding[2], dilation[1] * (kw - 1) - padding[3])
+    exact = (oh + full_pad[0] + full_pad[1] - dilation[0] * (kh - 1),
+             ow + full_pad[2] + full_pad[3] - dilation[1] * (kw - 1)) == tuple(input_hw)
+    if stride != (1, 1) or not exact:
+        return _col2im_input_grad(g, w, input_hw, stride, padding, dilation, groups)
+    if min(full_pad) >= 0 and f * input_hw[0] * input_hw[1] <= cg * groups * oh * ow:
+        return conv2d_forward(g, _flip_kernel(w, groups), (1, 1), full_pad, dilation, groups)
+    return _overlap_add_input_grad(g, w, input_hw, padding, dilation, groups)
+
+
+def _flip_kernel(w: np.ndarray, groups: int) -> np.ndarray:
+    """(F, C/G, KH, KW) -> (C, F/G, KH, KW), rotated by 180 degrees."""
+    f, cg, kh, kw = w.shape
+    per_group = w.reshape(groups, f // groups, cg, kh, kw).swapaxes(1, 2)
+    return np.ascontiguousarray(per_group[..., ::-1, ::-1]).reshape(groups * cg, f // groups,
+                                                                    kh, kw)
+
+
+def _col2im_input_grad(g: np.ndarray, w: np.ndarray, input_hw: tuple[int, int],
+                       stride: tuple[int, int], padding: tuple[int, int, int, int],
+                       dilation: tuple[int, int], groups: int) -> np.ndarray:
+    """col2im of w^T g, one batch chunk at a time."""
+    n, f, oh, ow = g.shape
+    _, cg, kh, kw = w.shape
+    top, left = padding[0], padding[2]
+    padded_hw = (input_hw[0] + padding[0] + padding[1], input_hw[1] + padding[2] + padding[3])
+    weight_t = w.reshape(groups, f // groups, cg * kh * kw).swapaxes(-1, -2)
+    dx = np.zeros((n, cg * groups) + padded_hw, dtype=np.result_type(g, w))
+    starts, step = _chunks(n, cg * groups * kh * kw * oh * ow)
+    for start in starts:
+        grad = grad_columns(g[start:start + step], groups, ow)
+        # (G, C/G*KH*KW, F/G) @ (G, F/G, B*OH*OW) -> (G, C/G*KH*KW, B*OH*OW)
+        cols = _product(weight_t, grad).reshape(cg * groups, kh, kw, -1, oh, ow)
+        col2im_add(dx[start:start + cols.shape[3]], cols.transpose(3, 0, 1, 2, 4, 5), stride,
+                   dilation)
+    return dx[:, :, top:top + input_hw[0], left:left + input_hw[1]]
+
+
+def _overlap_add_input_grad(g: np.ndarray, w: np.ndarray, input_hw: tuple[int, int],
+                            padding: tuple[int, int, int, int], dilation: tuple[int, int],
+                            groups: int) -> np.ndarray:
+    """Stride 1: col2im as overlap-add of whole padded planes laid end to end.
+
+    g is laid at the top left of zero planes (F, 1 + B, Hp, Wp), the first a margin, and
+    cols = w^T g is one product over all of them. With p a flat index into the planes,
+      dxp[c, p] = sum_{i,j} cols[(c, i, j), p - i*dh*Wp - j*dw],
+    one sum over a strided view. A shift past the left of a row or the top of a plane lands
+    on the zeros beyond OW columns or OH rows of the row or plane before
+    (Hp = OH + dh*(KH-1), Wp = OW + dw*(KW-1)).
+    """
+    n, f, oh, ow = g.shape
+    _, cg, kh, kw = w.shape
+    c, (top, left) = cg * groups, (padding[0], padding[2])
+    hp, wp = input_hw[0] + padding[0] + padding[1], input_hw[1] + padding[2] + padding[3]
+    weight_t = w.reshape(groups, f // groups, cg * kh * kw).swapaxes(-1, -2)
+    dx = np.empty((n, c) + tuple(input_hw), dtype=np.result_type(g, w))
+    starts, step = _chunks(n, c * kh * kw * hp * wp)
+    for start in starts:
+        chunk = g[start:start + step]
+        b = len(chunk)
+        planes = scratch.take("conv.planes", (f, 1 + b, hp, wp), g.dtype, zero=True)
+        planes[:, 1:, :oh, :ow] = chunk.transpose(1, 0, 2, 3)
+        # (G, C/G*KH*KW, F/G) @ (G, F/G, (1 + B)*Hp*Wp)
+        cols = _product(weight_t, planes.reshape(groups, f // groups, -1))
+        summed = scratch.take("conv.summed", (c, b * hp * wp), cols.dtype)
+        _shifted_sum(cols.reshape(c, kh, kw, -1), hp * wp, (dilation[0] * wp, dilation[1]),
+                     out=summed)
+        dx[start:start + b] = summed.reshape(c, b, hp, wp)[
+            :, :, top:top + input_hw[0], left:left + input_hw[1]].transpose(1, 0, 2, 3)
+    return dx
+
+
+def _shifted_sum(cols: np.ndarray, margin: int, shifts: tuple[int, int],
+                 out: np.ndarray) -> None:
+    """(C, KH, KW, margin + L) -> out (C, L):
+    out[c, p] = sum_{i,j} cols[c, i, j, margin + p - i*shifts[0] - j*shifts[1]]."""
+    c, kh, kw, size = cols.shape
+    assert (kh - 1) * shifts[0] + (kw - 1) * shifts[1] <= margin, "shift past the margin"
+    sc, si, sj, item = cols.strides
+    view = as_strided(cols[..., margin:], (c, kh, kw, size - margin),
+                      (sc, si - shifts[0] * item, sj - shifts[1] * item, item), writeable=False)
+    np.sum(view, axis=(1, 2), out=out)
+
+
+# ----------------------------------------------------------------------------- unfold / fold
+def unfold_forward(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int],
+                   padding: tuple[int, int, int, int], dilation: tuple[int, int]) -> np.ndarray:
+    """im2col: (N, C, H, W) -> (N, C*KH*KW, OH*OW), rows ordered (C, KH, KW) as in PyTorch."""
+    n, c, h, width = x.shape
+    oh = out_size(h, kernel[0], stride[0], padding[0] + padding[1], dilation[0])
+    ow = out_size(width, kernel[1], stride[1], padding[2] + padding[3], dilation[1])
+    view = window_view(pad_spatial(x, padding), kernel, stride, dilation, (oh, ow))
+    return view.reshape(n, c * kernel[0] * kernel[1], oh * ow)
+
+
+def fold_forward(cols: np.ndarray, output_hw: tuple[int, int], kernel: tuple[int, int],
+                 stride: tuple[int, int], padding: tuple[int, int, int, int],
+                 dilation: tuple[int, int]) -> np.ndarray:
+    """col2im: (N, C*KH*KW, OH*OW) -> (N, C, H, W), overlapping entries summed."""
+    n = cols.shape[0]
+    kh, kw = kernel
+    h, width = output_hw
+    top, bottom, left, right = padding
+    oh = out_size(h, kh, stride[0], top + bottom, dilation[0])
+    ow = out_size(width, kw, stride[1], left + right, dilation[1])
+    c = cols.shape[1] // (kh * kw)
+    xp = np.zeros((n, c, h + top + bottom, width + left + right), dtype=cols.dtype)
+    col2im_add(xp, cols.reshape(n, c, kh, kw, oh, ow), stride, dilation)
+    return xp[:, :, top:top + h, left:left + width]

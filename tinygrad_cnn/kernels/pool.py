@@ -1,0 +1,175 @@
+"""The pooling kernels: loops over the KH*KW kernel offsets, never over output positions.
+
+Each offset is one contiguous "wide" view of the input split by stride phase (see
+`StridePhases`): results are computed on the wide grid and cropped to (OH, OW). Large
+batches are split across threads (`threads.parallel_batches`): these passes are memory
+bound and numpy releases the GIL in them. `ops/pool.py` registers the primitives built on
+these; `reference.py` holds the loops they must agree with. `padding` is (top, bottom,
+left, right), the extra bottom/right rows and columns of ceil_mode included.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .threads import parallel_batches
+from .windows import StridePhases, output_size
+
+
+def _offsets(kernel: tuple[int, int]) -> list[tuple[int, int, int]]:
+    return [(i * kernel[1] + j, i, j) for i in range(kernel[0]) for j in range(kernel[1])]
+
+
+def _out_hw(h: int, w: int, kernel: tuple[int, int], stride: tuple[int, int],
+            padding: tuple[int, int, int, int], dilation: tuple[int, int]) -> tuple[int, int]:
+    return (output_size(h, kernel[0], stride[0], padding[:2], dilation[0]),
+            output_size(w, kernel[1], stride[1], padding[2:], dilation[1]))
+
+
+def _max_pool_chunk(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int],
+                     padding: tuple[int, int, int, int], dilation: tuple[int, int]
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """(N, C, H, W) -> max (N, C, OH, OW) and the winning kernel offset i*KW + j of each window.
+
+    Ties go to the first offset in row-major order; a window holding NaN gives NaN and its
+    last NaN in row-major order wins; padding (-inf) never wins: a window whose real
+    elements are all -inf is won by its first real element (PyTorch's rules).
+    """
+    out_h, out_w = _out_hw(*x.shape[2:], kernel, stride, padding, dilation)
+    phases = StridePhases.of(x, padding, stride, -np.inf)
+    best = phases.wide_view(0, 0, dilation).copy()
+    winner = np.zeros(best.shape, dtype=np.uint8 if kernel[0] * kernel[1] <= 255 else np.int32)
+    better = np.empty(best.shape, dtype=bool)
+    better_as_number = better.view(np.uint8) if winner.dtype == np.uint8 else better
+    offset_if_better = np.empty_like(winner)
+    has_nan = x.size > 0 and bool(np.isnan(np.max(x)))
+    for k, i, j in _offsets(kernel)[1:]:
+        candidate = phases.wide_view(i, j, dilation)
+        np.greater(candidate, best, out=better)
+        if has_nan:
+            better |= np.isnan(candidate)
+        np.maximum(best, candidate, out=best)  # NaN propagates, as in numpy
+        # offsets come in increasing order, so max(winner, k * better) records the new winner
+        np.multiply(better_as_number, winner.dtype.type(k), out=offset_if_better,
+                    casting="unsafe")
+        np.maximum(winner, offset_if_better, out=winner)
+    best, winner = best[:, :, :out_h, :out_w].copy(), winner[:, :, :out_h, :out_w].copy()
+    if padding[0] or padding[2]:
+        _first_real_wins_empty_windows(best, winner, kernel, stride, padding, dilation)
+    return best, winner
+
+
+def _first_real_wins_empty_windows(best: np.ndarray, winner: np.ndarray,
+                                   kernel: tuple[int, int], stride: tuple[int, int],
+                                   padding: tuple[int, int, int, int],
+                                   dilation: tuple[int, int]) -> None:
+    """Where a window's maximum is -inf, a top/left padding cell may have won the tie: give
+    the window to its first real element, the first row i and column j with
+    start + i*d >= 0, i.e. i = max(0, ceil(-start / d))."""
+    stuck = best == -np.inf
+    if not stuck.any():
+        return
+    out_h, out_w = best.shape[2:]
+    first_row = np.maximum(0, -((np.arange(out_h) * stride[0] - padding[0]) // dilation[0]))
+    first_col = np.maximum(0, -((np.arange(out_w) * stride[1] - padding[2]) // dilation[1]))
+    first_real = first_row[:, None] * kernel[1] + first_col[None, :]
+    np.copyto(winner, np.broadcast_to(first_real, winner.shape).astype(winner.dtype),
+              where=stuck)
+
+
+
+
+def max_pool_forward(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int],
+                     padding: tuple[int, int, int, int], dilation: tuple[int, int]
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """(N, C, H, W) -> max (N, C, OH, OW) and the winning kernel offset i*KW + j of each
+    window (see `_max_pool_chunk` for the rules), batch chunks on the thread pool."""
+    out_hw = _out_hw(*x.shape[2:], kernel, stride, padding, dilation)
+    out = np.empty(x.shape[:2] + out_hw, x.dtype)
+    winner = np.empty(out.shape, np.uint8 if kernel[0] * kernel[1] <= 255 else np.int32)
+
+    def work(start: int, stop: int) -> None:
+        out[start:stop], winner[start:stop] = _max_pool_chunk(x[start:stop], kernel, stride,
+                                                              padding, dilation)
+    parallel_batches(work, len(x), x[:1].size)
+    return out, winner
+
+
+def max_pool_scatter(g: np.ndarray, winner: np.ndarray, input_hw: tuple[int, int],
+                     kernel: tuple[int, int], stride: tuple[int, int],
+                     padding: tuple[int, int, int, int], dilation: tuple[int, int]
+                     ) -> np.ndarray:
+    """(N, C, OH, OW) -> (N, C, H, W): each value added at its window's winning element."""
+    out = np.empty(g.shape[:2] + tuple(input_hw), g.dtype)
+
+    def work(start: int, stop: int) -> None:
+        chunk = g[start:stop]
+        phases = StridePhases(chunk.shape[:2] + tuple(input_hw), padding, stride, 0.0, g.dtype)
+        no_offset = kernel[0] * kernel[1]  # marks the garbage positions: they route nothing
+        g_wide, winner_wide = phases.widen(chunk), phases.widen(winner[start:stop], no_offset)
+        is_winner = np.empty(g_wide.shape, dtype=g.dtype)  # 1.0 where offset k won, else 0.0
+        for k, i, j in _offsets(kernel):
+            np.equal(winner_wide, k, out=is_winner, casting="unsafe")
+            is_winner *= g_wide
+            view = phases.wide_view(i, j, dilation)
+            view += is_winner
+        out[start:stop] = phases.unpadded()
+    parallel_batches(work, len(g), out[:1].size)
+    return out
+
+
+def max_pool_gather(u: np.ndarray, winner: np.ndarray, kernel: tuple[int, int],
+                    stride: tuple[int, int], padding: tuple[int, int, int, int],
+                    dilation: tuple[int, int]) -> np.ndarray:
+    """(N, C, H, W) -> (N, C, OH, OW): each window's value at its winning element."""
+    out = np.empty(winner.shape, u.dtype)
+
+    def work(start: int, stop: int) -> None:
+        phases = StridePhases.of(u[start:stop], padding, stride)
+        winner_wide = phases.widen(winner[start:stop], kernel[0] * kernel[1])
+        total = np.zeros(winner_wide.shape, dtype=u.dtype)
+        is_winner = np.empty(winner_wide.shape, dtype=u.dtype)
+        for k, i, j in _offsets(kernel):
+            np.equal(winner_wide, k, out=is_winner, casting="unsafe")
+            is_winner *= phases.wide_view(i, j, dilation)
+            total += is_winner
+        out[start:stop] = total[:, :, :winner.shape[2], :winner.shape[3]]
+    parallel_batches(work, len(u), u[:1].size)
+    return out
+
+
+def avg_pool_forward(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int],
+                     padding: tuple[int, int, int, int], divisor: float | np.ndarray
+                     ) -> np.ndarray:
+    """(N, C, H, W) -> window sums / divisor, (N, C, OH, OW); divisor is a scalar or (OH, OW)."""
+    out_h, out_w = _out_hw(*x.shape[2:], kernel, stride, padding, (1, 1))
+    out = np.empty(x.shape[:2] + (out_h, out_w), x.dtype)
+    divisor = np.asarray(divisor, dtype=x.dtype)
+
+    def work(start: int, stop: int) -> None:
+        phases = StridePhases.of(x[start:stop], padding, stride)
+        total = phases.wide_view(0, 0, (1, 1)).copy()
+        for _, i, j in _offsets(kernel)[1:]:
+            total += phases.wide_view(i, j, (1, 1))
+        np.divide(total[:, :, :out_h, :out_w], divisor, out=out[start:stop])
+    parallel_batches(work, len(x), x[:1].size)
+    return out
+
+
+def avg_pool_spread(g: np.ndarray, input_hw: tuple[int, int], kernel: tuple[int, int],
+                    stride: tuple[int, int], padding: tuple[int, int, int, int],
+                    divisor: float | np.ndarray) -> np.ndarray:
+    """(N, C, OH, OW) -> (N, C, H, W): g / divisor added over each window (the adjoint)."""
+    out = np.empty(g.shape[:2] + tuple(input_hw), g.dtype)
+    divisor = np.asarray(divisor, dtype=g.dtype)
+
+    def work(start: int, stop: int) -> None:
+        chunk = g[start:stop]
+        phases = StridePhases(chunk.shape[:2] + tuple(input_hw), padding, stride, 0.0, g.dtype)
+        share = phases.widen(chunk / divisor)  # zero past (OH, OW)
+        for _, i, j in _offsets(kernel):
+            view = phases.wide_view(i, j, (1, 1))
+            view += share
+        out[start:stop] = phases.unpadded()
+    parallel_batches(work, len(g), out[:1].size)
+    return out
