@@ -1,8 +1,14 @@
-"""Forward + backward time of conv2d and the pools, against PyTorch in the same run.
+"""Forward + backward time of conv2d and the pools, against PyTorch.
 
-    python benchmarks/bench_ops.py            # the table (about two minutes)
+    python benchmarks/bench_ops.py --separate                  # each framework alone: the bars
+    python benchmarks/bench_ops.py --separate --dtype float64   # the same in float64
+    python benchmarks/bench_ops.py --sweep                     # time per sample vs batch size
+    python benchmarks/bench_ops.py            # interleaved in one process (about two minutes)
     python benchmarks/bench_ops.py --quick    # fewer repeats, no textbook loops
-    python benchmarks/bench_ops.py --separate # each framework alone, in its own processes
+
+The bars (issue 11) hold for the --separate table: each framework alone in its own fresh
+processes, 3 alternating rounds, medians; conv cases at most 1.3x PyTorch, pooling at most
+1.2x, and every case at most 1.0x in float64. The interleaved table is kept for reference.
 
 float32, median of interleaved repeats (ours, then PyTorch's, alternately; PyTorch's idle
 OpenMP threads are set to sleep rather than spin, see benchmarks/peer.py); backward uses a
@@ -36,12 +42,14 @@ def _import_torch(passive: bool = True) -> None:
     global torch
     torch = import_torch(passive=passive)
 
-CONV_CASES = [  # name, x shape, weight shape, stride, padding, bar (x PyTorch)
-    ("conv LeNet-1", (64, 1, 28, 28), (6, 1, 5, 5), 1, 2, 2.0),
-    ("conv LeNet-2", (64, 6, 14, 14), (16, 6, 5, 5), 1, 0, 2.0),
-    ("conv 3x3 64ch", (32, 64, 32, 32), (64, 64, 3, 3), 1, 1, 2.5),
-    ("conv 3x3 s2", (32, 32, 64, 64), (64, 32, 3, 3), 2, 1, 2.5),
+CONV_CASES = [  # name, x shape, weight shape, stride, padding, bar (x PyTorch, float32)
+    ("conv LeNet-1", (64, 1, 28, 28), (6, 1, 5, 5), 1, 2, 1.3),
+    ("conv LeNet-2", (64, 6, 14, 14), (16, 6, 5, 5), 1, 0, 1.3),
+    ("conv 3x3 64ch", (32, 64, 32, 32), (64, 64, 3, 3), 1, 1, 1.3),
+    ("conv 3x3 s2", (32, 32, 64, 64), (64, 32, 3, 3), 2, 1, 1.3),
 ]
+POOL_BAR, FLOAT64_BAR = 1.2, 1.0
+DTYPE = np.float32   # --dtype
 POOL_CASES = [  # name, x shape, kernel, stride, padding
     ("2x2/2", (64, 32, 32, 32), 2, 2, 0),
     ("3x3/2 p1", (32, 64, 56, 56), 3, 2, 1),
@@ -63,16 +71,16 @@ def ours_step(fn, arrays, options):
 
 def torch_step(fn, arrays, options):
     tensors = [torch.tensor(a, requires_grad=True) for a in arrays]
-    upstream = torch.ones(fn(*tensors, **options).shape)
+    upstream = torch.ones(fn(*tensors, **options).shape, dtype=tensors[0].dtype)
     return lambda: torch.autograd.grad(fn(*tensors, **options), tensors, upstream)
 
 
 def case_arrays(x_shape: tuple, w_shape: tuple | None = None) -> list[np.ndarray]:
     rng = np.random.default_rng(0)
-    arrays = [rng.standard_normal(x_shape).astype(np.float32)]
+    arrays = [rng.standard_normal(x_shape).astype(DTYPE)]
     if w_shape is not None:
-        arrays += [(rng.standard_normal(w_shape) * 0.1).astype(np.float32),
-                   np.zeros(w_shape[0], np.float32)]
+        arrays += [(rng.standard_normal(w_shape) * 0.1).astype(DTYPE),
+                   np.zeros(w_shape[0], DTYPE)]
     return arrays
 
 
@@ -85,7 +93,8 @@ def measure(repeats: int, frameworks: tuple[str, ...] = ("ours", "torch")) -> li
         options = {"stride": stride, "padding": padding}
         ours, out_shape = ours_step(F.conv2d, arrays, options)
         peer = torch_step(torch.nn.functional.conv2d, arrays, options) if use_torch else None
-        row = timed_row(name, ours if "ours" in frameworks else None, peer, repeats, bar)
+        row = timed_row(name, ours if "ours" in frameworks else None, peer, repeats,
+                        bar if DTYPE == np.float32 else FLOAT64_BAR)
         rows.append({**row, "flops": conv_flops(x_shape, w_shape, out_shape)})
     for kind, ours_fn in [("max_pool2d", F.max_pool2d), ("avg_pool2d", F.avg_pool2d)]:
         for name, x_shape, kernel, stride, padding in POOL_CASES:
@@ -94,7 +103,8 @@ def measure(repeats: int, frameworks: tuple[str, ...] = ("ours", "torch")) -> li
             ours = ours_step(ours_fn, arrays, options)[0] if "ours" in frameworks else None
             peer = torch_step(getattr(torch.nn.functional, kind), arrays, options) \
                 if use_torch else None
-            rows.append(timed_row(f"{kind} {name}", ours, peer, repeats, 2.0))
+            rows.append(timed_row(f"{kind} {name}", ours, peer, repeats,
+                                  POOL_BAR if DTYPE == np.float32 else FLOAT64_BAR))
     return rows
 
 
@@ -113,13 +123,23 @@ def separate_processes(repeats: int, rounds: int) -> list[dict]:
     for _ in range(rounds):
         for framework in runs:
             runs[framework].append(json.loads(in_subprocess(
-                "--json", "--repeats", str(repeats), "--framework", framework)))
+                "--json", "--repeats", str(repeats), "--framework", framework,
+                "--dtype", np.dtype(DTYPE).name)))
     rows = runs["ours"][0]
     for k, row in enumerate(rows):
         row["ms"] = float(np.median([run[k]["ms"] for run in runs["ours"]]))
         torch_ms = [run[k]["torch_ms"] for run in runs["torch"]]
         row["torch_ms"] = None if None in torch_ms else float(np.median(torch_ms))
     return rows
+
+
+def sweep_point(case: str, batch: str, framework: str) -> float:
+    """Median ms of one forward + backward (conv) or training step (lenet5) at `batch`."""
+    if framework == "torch":
+        _import_torch(passive=False)
+    from sweep import step_for  # benchmarks/sweep.py
+    step = step_for(case, int(batch), framework, torch)
+    return interleaved_medians([step], 7 if int(batch) >= 128 else 15, warmup=2)[0]
 
 
 def textbook_ms() -> dict:
@@ -202,11 +222,25 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--framework", choices=["ours", "torch"], help=argparse.SUPPRESS)
     parser.add_argument("--memory", choices=["ours", "torch"], help=argparse.SUPPRESS)
+    parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    parser.add_argument("--sweep", action="store_true",
+                        help="time per sample against batch size, each framework alone")
+    parser.add_argument("--sweep-point", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    global DTYPE
+    DTYPE = np.dtype(args.dtype).type
     repeats = 5 if args.quick else args.repeats
+    if args.sweep_point:
+        print(sweep_point(*args.sweep_point))
+        return
+    if args.sweep:
+        from sweep import run_sweep  # benchmarks/sweep.py
+        run_sweep(in_subprocess)
+        return
     if args.separate:  # PyTorch alone keeps its default OpenMP wait policy
         rows = separate_processes(repeats, rounds=3)
-        print(f"each framework alone in its own process, 3 rounds of {repeats} repeats:")
+        print(f"{args.dtype}, each framework alone in its own process, 3 rounds of {repeats} "
+              "repeats:")
         print_table(rows, None)
         return
     if args.memory != "ours" and args.framework != "ours":

@@ -12,7 +12,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from . import scratch
-from .windows import col2im_add, out_size, pad_spatial, window_view
+from .windows import StridePhases, col2im_add, out_size, pad_spatial, window_view
 
 CHUNK_ELEMENTS = 1 << 22  # im2col buffer size per batch chunk: cache-friendly, little memory
 
@@ -29,10 +29,11 @@ class _Im2col:
 
     Each chunk is padded into a buffer whose border stays zero, then its windows are copied
     as columns (C*KH*KW, B*OH*width): the batch sits in the columns, so one matrix product
-    serves the whole chunk. With stride 1 the columns are "wide": width = padded W rather
-    than OW, so that every (C, KH, KW) row is one contiguous run of the padded input
-    (garbage in the last W - OW positions of each output row, which callers crop or weight
-    by zero); numpy copies long runs many times faster than rows of OW elements.
+    serves the whole chunk. With stride 1 the columns
+    are "wide": width = padded W rather than OW, so that every (C, KH, KW) row is one
+    contiguous run of the padded input (garbage in the last W - OW positions of each output
+    row, which callers crop or weight by zero); numpy copies long runs many times faster
+    than rows of OW elements.
     """
 
     def __init__(self, x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int],
@@ -185,21 +186,27 @@ def _flip_kernel(w: np.ndarray, groups: int) -> np.ndarray:
 def _col2im_input_grad(g: np.ndarray, w: np.ndarray, input_hw: tuple[int, int],
                        stride: tuple[int, int], padding: tuple[int, int, int, int],
                        dilation: tuple[int, int], groups: int) -> np.ndarray:
-    """col2im of w^T g, one batch chunk at a time."""
+    """col2im of w^T g, one batch chunk at a time, into the padded input split by stride
+    phase (`StridePhases`): the elements of kernel offset (i, j) lie in one phase, so each
+    of the KH*KW additions writes rows of OW neighbours instead of every stride-th element."""
     n, f, oh, ow = g.shape
     _, cg, kh, kw = w.shape
-    top, left = padding[0], padding[2]
-    padded_hw = (input_hw[0] + padding[0] + padding[1], input_hw[1] + padding[2] + padding[3])
+    c = cg * groups
     weight_t = w.reshape(groups, f // groups, cg * kh * kw).swapaxes(-1, -2)
-    dx = np.zeros((n, cg * groups) + padded_hw, dtype=np.result_type(g, w))
-    starts, step = _chunks(n, cg * groups * kh * kw * oh * ow)
+    dx = np.empty((n, c) + tuple(input_hw), dtype=np.result_type(g, w))
+    starts, step = _chunks(n, c * kh * kw * oh * ow)
     for start in starts:
         grad = grad_columns(g[start:start + step], groups, ow)
+        b = grad.shape[-1] // (oh * ow)
         # (G, C/G*KH*KW, F/G) @ (G, F/G, B*OH*OW) -> (G, C/G*KH*KW, B*OH*OW)
-        cols = _product(weight_t, grad).reshape(cg * groups, kh, kw, -1, oh, ow)
-        col2im_add(dx[start:start + cols.shape[3]], cols.transpose(3, 0, 1, 2, 4, 5), stride,
-                   dilation)
-    return dx[:, :, top:top + input_hw[0], left:left + input_hw[1]]
+        cols = _product(weight_t, grad).reshape(c, kh, kw, b, oh, ow)
+        phases = StridePhases((c, b) + tuple(input_hw), padding, stride, 0.0, dx.dtype)
+        for i in range(kh):
+            for j in range(kw):
+                view = phases.wide_view(i, j, dilation)[:, :, :oh, :ow]
+                view += cols[:, i, j]
+        dx[start:start + b] = phases.unpadded().transpose(1, 0, 2, 3)
+    return dx
 
 
 def _overlap_add_input_grad(g: np.ndarray, w: np.ndarray, input_hw: tuple[int, int],
