@@ -16,7 +16,7 @@ from .autograd import (
     set_grad_enabled,
     value_and_grad,
 )
-from .config import show_config
+from .config import keep_freed_memory, show_config
 from .gradcheck import (
     GradcheckError,
     GradReport,
@@ -40,3 +40,5 @@ __all__ = [
     "draw_graph", "summary", "AnomalyError", "detect_anomaly",
     "locate_gradient_error", "LocateReport", "NodeReport", "receptive_field",
 ]
+
+keep_freed_memory()   # large temporaries reuse freed memory (see config.py)

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 __all__ = ["parallel_batches", "thread_count", "MIN_ELEMENTS"]
 
-MIN_ELEMENTS = 1 << 18   # below this many elements in all, threads cost more than they save
+MIN_ELEMENTS = 1 << 20   # below this many elements in all, threads cost more than they save
 _pool: ThreadPoolExecutor | None = None
 
 
