@@ -279,3 +279,13 @@ def test_grad_rejects_integer_arguments_and_non_scalars():
 def test_top_level_grad_does_not_keep_a_graph():
     g = tg.grad(lambda x: (x ** 2).sum())(np.ones(3))
     assert not g.requires_grad and g.grad_fn is None
+
+
+def test_the_engine_imports_and_differentiates_without_graphviz():
+    import subprocess
+    import sys
+    code = ("import sys; sys.modules['graphviz'] = None\n"
+            "import numpy as np, tinygrad_cnn as tg\n"
+            "x = tg.Tensor(np.ones(2), requires_grad=True); (x * x).sum().backward()\n"
+            "assert x.grad.data.tolist() == [2.0, 2.0]\n")
+    subprocess.run([sys.executable, "-c", code], check=True)

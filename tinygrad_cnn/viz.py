@@ -15,17 +15,20 @@ import subprocess
 import sys
 import warnings
 from collections.abc import Callable, Sequence
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import graphviz
 import numpy as np
 
 from .autograd import Context, enable_grad, topological_nodes
 from .tensor import Tensor
 
+if TYPE_CHECKING:
+    import graphviz
+
 __all__ = ["to_dot", "draw_graph", "summary", "retain_grads", "RendererNotFound",
-           "find_renderer", "render", "Graph", "SummaryTable"]
+           "find_renderer", "render", "graph_class", "SummaryTable"]
 
 STYLE = {
     "op": {"shape": "box", "style": "rounded,filled", "fillcolor": "#fff3cd"},
@@ -159,23 +162,29 @@ def _backward_outputs(outputs: Sequence[Tensor]) -> list[Tensor]:
     return grads
 
 
-class Graph(graphviz.Digraph):
-    """A graphviz Digraph that Jupyter shows inline with whichever renderer there is: the
-    system `dot`, else `graphviz-pure` (`find_renderer`); `RendererNotFound` says what to
-    install when there is neither."""
+@cache
+def graph_class() -> type:
+    """`Graph`: a graphviz Digraph that Jupyter shows inline with whichever renderer there
+    is, the system `dot`, else `graphviz-pure` (`find_renderer`); `RendererNotFound` says
+    what to install when there is neither. graphviz is imported here, on first use, so
+    that the engine imports without it."""
+    import graphviz
 
-    def _repr_svg_(self) -> str:
-        return render(self.source, "svg").decode("utf-8")
+    class Graph(graphviz.Digraph):
+        def _repr_svg_(self) -> str:
+            return render(self.source, "svg").decode("utf-8")
 
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None,
-                          **kwargs: Any) -> dict:
-        return {"image/svg+xml": self._repr_svg_()}
+        def _repr_mimebundle_(self, include: Any = None, exclude: Any = None,
+                              **kwargs: Any) -> dict:
+            return {"image/svg+xml": self._repr_svg_()}
+
+    return Graph
 
 
 def to_dot(*outputs: Tensor, params: Any = None, show_shapes: bool = True,
            show_dtypes: bool = False, show_grads: bool = False, show_attrs: bool = True,
            backward: bool = False, rankdir: str = "TB",
-           max_nodes: int | None = None, check: Any = None) -> Graph:
+           max_nodes: int | None = None, check: Any = None) -> graphviz.Digraph:
     """The recorded graph behind `outputs` as a graphviz Digraph (Jupyter shows it inline,
     with the system `dot` or graphviz-pure).
 
@@ -204,8 +213,8 @@ def to_dot(*outputs: Tensor, params: Any = None, show_shapes: bool = True,
     tensors, nodes = _walk(roots)
     options["check"] = _check_results(nodes, check) if check is not None else None
     names = _param_names(params)
-    dot = Graph("computation_graph", graph_attr={"rankdir": rankdir},
-                node_attr={"fontname": "Helvetica", "fontsize": "11"})
+    dot = graph_class()("computation_graph", graph_attr={"rankdir": rankdir},
+                        node_attr={"fontname": "Helvetica", "fontsize": "11"})
     folded = _folded_chains(nodes, max_nodes) if max_nodes and len(nodes) > max_nodes else None
     if folded is not None:
         _draw_folded(dot, roots, tensors, nodes, folded, names, options)
