@@ -37,7 +37,7 @@ def step_for(case: str, batch: int, framework: str, torch):
                                        tensors, upstream)
 
 
-def run_sweep(in_subprocess, rounds: int = 2) -> None:
+def run_sweep(in_subprocess, rounds: int = 3) -> None:
     table = {}
     for case in CASES:
         for batch in BATCHES:
