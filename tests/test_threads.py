@@ -48,3 +48,18 @@ def test_one_thread_and_many_agree_exactly(monkeypatch):
                        _forward_backward(F.avg_pool2d, x, kernel_size=2)[:2])
     for single, threaded in zip(*results):
         np.testing.assert_array_equal(single, threaded)
+
+
+def test_pooling_in_a_forked_child_after_the_parent_used_the_pool(always_threaded):
+    import multiprocessing
+    x = np.random.default_rng(0).standard_normal((4, 2, 8, 8))
+    expected = F.max_pool2d(x, 2).data              # the parent's pool now exists
+    context = multiprocessing.get_context("fork")
+    with context.Pool(1) as pool:
+        result = pool.apply_async(_child_pool, (x,)).get(timeout=60)
+    np.testing.assert_array_equal(result, expected)
+
+
+def _child_pool(x):
+    threads.MIN_ELEMENTS = 0
+    return F.max_pool2d(x, 2).data

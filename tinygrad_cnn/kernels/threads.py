@@ -16,6 +16,7 @@ __all__ = ["parallel_batches", "thread_count", "MIN_ELEMENTS"]
 
 MIN_ELEMENTS = 1 << 20   # below this many elements in all, threads cost more than they save
 _pool: ThreadPoolExecutor | None = None
+_pool_pid = 0            # a forked child has none of its parent's threads: it makes its own
 
 
 def thread_count() -> int:
@@ -27,9 +28,10 @@ def thread_count() -> int:
 
 
 def _executor(workers: int) -> ThreadPoolExecutor:
-    global _pool
-    if _pool is None or _pool._max_workers != workers:
+    global _pool, _pool_pid
+    if _pool is None or _pool._max_workers != workers or _pool_pid != os.getpid():
         _pool = ThreadPoolExecutor(workers, thread_name_prefix="tinygrad_cnn")
+        _pool_pid = os.getpid()
     return _pool
 
 
