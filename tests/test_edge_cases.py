@@ -331,3 +331,19 @@ def test_adaptive_avg_pool_on_empty_input_names_itself():
 def test_unfold_takes_unbatched_input():
     x = rng.standard_normal((3, 5, 5))
     np.testing.assert_array_equal(F.unfold(x, 2).data, F.unfold(x[None], 2).data[0])
+
+
+@pytest.mark.parametrize("options", [dict(kernel_size=2), dict(kernel_size=3, stride=1,
+                                                                padding=1)])
+def test_max_pool_routes_an_infinite_or_nan_gradient_to_the_winner_only(options):
+    x = Tensor(rng.standard_normal((1, 1, 4, 4)), requires_grad=True)
+    out = F.max_pool2d(x, **options)
+    upstream = np.zeros(out.shape)
+    upstream.flat[0], upstream.flat[1] = np.inf, np.nan
+    out.backward(upstream)
+    _, indices = F.max_pool2d(x.data, return_indices=True, **options)
+    expected = np.zeros(16)
+    for value, index in zip(upstream.ravel(), indices.data.ravel()):
+        expected[index] += value if value == value else 0   # NaN added below
+    expected[indices.data.flat[1]] = np.nan
+    np.testing.assert_array_equal(x.grad.data.ravel(), expected)

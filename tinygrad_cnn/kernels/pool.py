@@ -11,6 +11,7 @@ left, right), the extra bottom/right rows and columns of ceil_mode included.
 from __future__ import annotations
 
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
 from .threads import parallel_batches
 from .windows import StridePhases, output_size
@@ -26,6 +27,21 @@ def _out_hw(h: int, w: int, kernel: tuple[int, int], stride: tuple[int, int],
             output_size(w, kernel[1], stride[1], padding[2:], dilation[1]))
 
 
+def _tiles(array: np.ndarray, kernel: tuple[int, int], out_hw: tuple[int, int]) -> np.ndarray:
+    """Non-overlapping windows (stride = kernel, no padding, no dilation) as a writable view
+    (N, C, OH, KH, OW, KW): element [n, c, r, i, q, j] is array[n, c, r*KH + i, q*KW + j]."""
+    sn, sc, sh, sw = array.strides
+    return as_strided(array, array.shape[:2] + (out_hw[0], kernel[0], out_hw[1], kernel[1]),
+                      (sn, sc, sh * kernel[0], sh, sw * kernel[1], sw))
+
+
+def _tiled(kernel: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int, int, int],
+           dilation: tuple[int, int]) -> bool:
+    """Windows that tile the input (2x2/2 pooling, say): read and written in place, with
+    no split by stride phase."""
+    return tuple(stride) == tuple(kernel) and not any(padding) and tuple(dilation) == (1, 1)
+
+
 def _max_pool_chunk(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int],
                      padding: tuple[int, int, int, int], dilation: tuple[int, int]
                      ) -> tuple[np.ndarray, np.ndarray]:
@@ -36,15 +52,24 @@ def _max_pool_chunk(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, i
     elements are all -inf is won by its first real element (PyTorch's rules).
     """
     out_h, out_w = _out_hw(*x.shape[2:], kernel, stride, padding, dilation)
-    phases = StridePhases.of(x, padding, stride, -np.inf)
-    best = phases.wide_view(0, 0, dilation).copy()
+    if _tiled(kernel, stride, padding, dilation):
+        tiles = _tiles(x, kernel, (out_h, out_w))
+
+        def at(i: int, j: int) -> np.ndarray:
+            return tiles[:, :, :, i, :, j]
+    else:
+        phases = StridePhases.of(x, padding, stride, -np.inf)
+
+        def at(i: int, j: int) -> np.ndarray:
+            return phases.wide_view(i, j, dilation)
+    best = at(0, 0).copy()
     winner = np.zeros(best.shape, dtype=np.uint8 if kernel[0] * kernel[1] <= 255 else np.int32)
     better = np.empty(best.shape, dtype=bool)
     better_as_number = better.view(np.uint8) if winner.dtype == np.uint8 else better
     offset_if_better = np.empty_like(winner)
     has_nan = x.size > 0 and bool(np.isnan(np.max(x)))
     for k, i, j in _offsets(kernel)[1:]:
-        candidate = phases.wide_view(i, j, dilation)
+        candidate = at(i, j)
         np.greater(candidate, best, out=better)
         if has_nan:
             better |= np.isnan(candidate)
@@ -95,24 +120,41 @@ def max_pool_forward(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, 
     return out, winner
 
 
+def _route(out: np.ndarray, values: np.ndarray, won: np.ndarray, finite: bool) -> None:
+    """out = values where won, else 0. A product by the mask is fastest, but 0 * inf is
+    NaN: with non-finite values the masked copy keeps them where they belong."""
+    if finite:
+        np.multiply(values, won, out=out)
+    else:
+        out.fill(0)
+        np.copyto(out, values, where=won)
+
+
 def max_pool_scatter(g: np.ndarray, winner: np.ndarray, input_hw: tuple[int, int],
                      kernel: tuple[int, int], stride: tuple[int, int],
                      padding: tuple[int, int, int, int], dilation: tuple[int, int]
                      ) -> np.ndarray:
-    """(N, C, OH, OW) -> (N, C, H, W): each value added at its window's winning element."""
+    """(N, C, OH, OW) -> (N, C, H, W): each value added at its window's winning element,
+    and only there (an inf or NaN in g never reaches the other elements)."""
     out = np.empty(g.shape[:2] + tuple(input_hw), g.dtype)
+    finite = bool(np.isfinite(np.sum(g)))   # any inf or NaN makes the sum non-finite
+    if _tiled(kernel, stride, padding, dilation):   # each element in at most one window
+        out.fill(0)
+        tiles = _tiles(out, kernel, winner.shape[2:])
+        for k, i, j in _offsets(kernel):
+            _route(tiles[:, :, :, i, :, j], g, winner == k, finite)
+        return out
 
     def work(start: int, stop: int) -> None:
         chunk = g[start:stop]
         phases = StridePhases(chunk.shape[:2] + tuple(input_hw), padding, stride, 0.0, g.dtype)
         no_offset = kernel[0] * kernel[1]  # marks the garbage positions: they route nothing
         g_wide, winner_wide = phases.widen(chunk), phases.widen(winner[start:stop], no_offset)
-        is_winner = np.empty(g_wide.shape, dtype=g.dtype)  # 1.0 where offset k won, else 0.0
+        routed = np.empty(g_wide.shape, dtype=g.dtype)   # g where offset k won, else 0
         for k, i, j in _offsets(kernel):
-            np.equal(winner_wide, k, out=is_winner, casting="unsafe")
-            is_winner *= g_wide
+            _route(routed, g_wide, winner_wide == k, finite)
             view = phases.wide_view(i, j, dilation)
-            view += is_winner
+            view += routed
         out[start:stop] = phases.unpadded()
     parallel_batches(work, len(g), out[:1].size)
     return out
@@ -122,17 +164,24 @@ def max_pool_gather(u: np.ndarray, winner: np.ndarray, kernel: tuple[int, int],
                     stride: tuple[int, int], padding: tuple[int, int, int, int],
                     dilation: tuple[int, int]) -> np.ndarray:
     """(N, C, H, W) -> (N, C, OH, OW): each window's value at its winning element."""
-    out = np.empty(winner.shape, u.dtype)
+    out = np.zeros(winner.shape, u.dtype)
+    finite = bool(np.isfinite(np.sum(u)))
+    if _tiled(kernel, stride, padding, dilation):
+        tiles = _tiles(u, kernel, winner.shape[2:])
+        picked = np.empty(winner.shape, u.dtype)
+        for k, i, j in _offsets(kernel):
+            _route(picked, tiles[:, :, :, i, :, j], winner == k, finite)
+            out += picked
+        return out
 
     def work(start: int, stop: int) -> None:
         phases = StridePhases.of(u[start:stop], padding, stride)
         winner_wide = phases.widen(winner[start:stop], kernel[0] * kernel[1])
         total = np.zeros(winner_wide.shape, dtype=u.dtype)
-        is_winner = np.empty(winner_wide.shape, dtype=u.dtype)
+        picked = np.empty(winner_wide.shape, dtype=u.dtype)
         for k, i, j in _offsets(kernel):
-            np.equal(winner_wide, k, out=is_winner, casting="unsafe")
-            is_winner *= phases.wide_view(i, j, dilation)
-            total += is_winner
+            _route(picked, phases.wide_view(i, j, dilation), winner_wide == k, finite)
+            total += picked
         out[start:stop] = total[:, :, :winner.shape[2], :winner.shape[3]]
     parallel_batches(work, len(u), u[:1].size)
     return out
@@ -145,6 +194,13 @@ def avg_pool_forward(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, 
     out_h, out_w = _out_hw(*x.shape[2:], kernel, stride, padding, (1, 1))
     out = np.empty(x.shape[:2] + (out_h, out_w), x.dtype)
     divisor = np.asarray(divisor, dtype=x.dtype)
+    if _tiled(kernel, stride, padding, (1, 1)):
+        tiles = _tiles(x, kernel, (out_h, out_w))
+        np.copyto(out, tiles[:, :, :, 0, :, 0])
+        for _, i, j in _offsets(kernel)[1:]:
+            out += tiles[:, :, :, i, :, j]
+        out /= divisor
+        return out
 
     def work(start: int, stop: int) -> None:
         phases = StridePhases.of(x[start:stop], padding, stride)
@@ -162,6 +218,13 @@ def avg_pool_spread(g: np.ndarray, input_hw: tuple[int, int], kernel: tuple[int,
     """(N, C, OH, OW) -> (N, C, H, W): g / divisor added over each window (the adjoint)."""
     out = np.empty(g.shape[:2] + tuple(input_hw), g.dtype)
     divisor = np.asarray(divisor, dtype=g.dtype)
+    if _tiled(kernel, stride, padding, (1, 1)):   # each element in at most one window
+        out.fill(0)
+        share = g / divisor
+        tiles = _tiles(out, kernel, g.shape[2:])
+        for _, i, j in _offsets(kernel):
+            tiles[:, :, :, i, :, j] = share
+        return out
 
     def work(start: int, stop: int) -> None:
         chunk = g[start:stop]
