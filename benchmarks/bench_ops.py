@@ -28,7 +28,7 @@ import sys
 import time
 
 import numpy as np
-from peer import import_torch, interleaved_medians  # benchmarks/peer.py
+from peer import alone_rounds, import_torch, interleaved_medians  # benchmarks/peer.py
 
 import tinygrad_cnn as tg
 import tinygrad_cnn.functional as F
@@ -119,12 +119,10 @@ def timed_row(case: str, ours, peer, repeats: int, bar: float) -> dict:
 def separate_processes(repeats: int, rounds: int) -> list[dict]:
     """Each framework alone in fresh processes, `rounds` times alternately; per case the
     median over rounds of each process's median."""
-    runs = {"ours": [], "torch": []}
-    for _ in range(rounds):
-        for framework in runs:
-            runs[framework].append(json.loads(in_subprocess(
-                "--json", "--repeats", str(repeats), "--framework", framework,
-                "--dtype", np.dtype(DTYPE).name)))
+    outputs = alone_rounds(__file__, {
+        name: ["--json", "--repeats", str(repeats), "--framework", name, "--dtype",
+               np.dtype(DTYPE).name] for name in ("ours", "torch")}, rounds)
+    runs = {name: [json.loads(out) for out in texts] for name, texts in outputs.items()}
     rows = runs["ours"][0]
     for k, row in enumerate(rows):
         row["ms"] = float(np.median([run[k]["ms"] for run in runs["ours"]]))

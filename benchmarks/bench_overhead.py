@@ -13,13 +13,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
-import sys
 import time
 
 import numpy as np
-from peer import import_torch  # benchmarks/peer.py
+from peer import alone_rounds, import_torch  # benchmarks/peer.py
 
 import tinygrad_cnn as tg
 
@@ -62,14 +59,10 @@ def alone(framework: str, repeats: int) -> list[tuple[float, float]]:
 
 def separate_runs(repeats: int, rounds: int = 3) -> dict:
     """Each framework alone in fresh processes, alternating rounds."""
-    runs = {"tinygrad_cnn": [], "torch": []}
-    for _ in range(rounds):
-        for framework in runs:
-            command = [sys.executable, os.path.abspath(__file__), "--alone", framework,
-                       "--repeats", str(repeats)]
-            done = subprocess.run(command, capture_output=True, text=True, check=True)
-            runs[framework] += [tuple(s) for s in json.loads(done.stdout)[1:]]
-    return {name: [(0.0, 0.0)] + samples for name, samples in runs.items()}
+    outputs = alone_rounds(__file__, {name: ["--alone", name, "--repeats", str(repeats)]
+                                      for name in ("tinygrad_cnn", "torch")}, rounds)
+    return {name: [(0.0, 0.0)] + [tuple(s) for out in runs for s in json.loads(out)[1:]]
+            for name, runs in outputs.items()}
 
 
 def main() -> None:

@@ -18,13 +18,10 @@
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
-import sys
 import time
 
 import numpy as np
-from peer import import_torch, interleaved_medians  # benchmarks/peer.py
+from peer import alone_rounds, import_torch, interleaved_medians  # benchmarks/peer.py
 
 import tinygrad_cnn.functional as F
 from tinygrad_cnn import data, models, optim, train
@@ -118,14 +115,10 @@ def mnist(folder: str, budget: float = 600.0) -> None:
 
 def separate_step_times(repeats: int, rounds: int = 3) -> None:
     """The step of each framework alone in fresh processes, alternating rounds."""
-    times = {"tinygrad_cnn": [], "torch": []}
-    for _ in range(rounds):
-        for framework in times:
-            command = [sys.executable, os.path.abspath(__file__), "--step-alone", framework,
-                       "--repeats", str(repeats)]
-            times[framework].append(float(subprocess.run(
-                command, capture_output=True, text=True, check=True).stdout))
-    medians = {name: float(np.median(t)) for name, t in times.items()}
+    outputs = alone_rounds(__file__, {name: ["--step-alone", name, "--repeats", str(repeats)]
+                                      for name in ("tinygrad_cnn", "torch")}, rounds)
+    medians = {name: float(np.median([float(o) for o in runs]))
+               for name, runs in outputs.items()}
     print(f"LeNet-5 training step, batch 64, 1x28x28, each framework alone, {rounds} rounds "
           f"of {repeats} repeats:")
     for name, ms in medians.items():

@@ -10,6 +10,8 @@ those threads sleep when idle; PyTorch's own times are the same or shorter with 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -40,3 +42,17 @@ def interleaved_medians(steps: list, repeats: int, warmup: int = 1) -> list[floa
             step()
             times[k].append(time.perf_counter() - start)
     return [1e3 * float(np.median(t)) for t in times]
+
+
+def alone_rounds(script: str, arguments: dict[str, list[str]], rounds: int = 3
+                 ) -> dict[str, list[str]]:
+    """What `script` prints when run in a fresh process per framework (the keys of
+    `arguments`, each with its command-line arguments), `rounds` times alternately: each
+    framework alone, the way users run code."""
+    outputs: dict[str, list[str]] = {name: [] for name in arguments}
+    for _ in range(rounds):
+        for name, args in arguments.items():
+            command = [sys.executable, os.path.abspath(script), *args]
+            outputs[name].append(subprocess.run(command, capture_output=True, text=True,
+                                                check=True).stdout)
+    return outputs
