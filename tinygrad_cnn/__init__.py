@@ -28,8 +28,9 @@ from .gradcheck import (
 from .locate import LocateReport, NodeReport, locate_gradient_error
 from .ops import REGISTRY, concatenate, stack, where
 from .receptive import receptive_field
+from .summary import summary
 from .trace import AnomalyError, detect_anomaly
-from .viz import draw_graph, summary, to_dot
+from .viz import draw_graph, to_dot
 
 __all__ = [
     "Tensor", "as_tensor", "Buffer", "buffer", "Function", "Context", "no_grad", "enable_grad",

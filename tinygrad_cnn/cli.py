@@ -166,7 +166,7 @@ def cmd_graph(args: argparse.Namespace) -> int:
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
-    from .viz import summary
+    from .summary import summary
     model, params, images, _ = _example_loss(args.model, batch=1)
     if args.params:
         params, images = _trained_params(args.model, args.params)

@@ -12,23 +12,22 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .autograd import Context, enable_grad, topological_nodes
+from .autograd import Context, topological_nodes
 from .tensor import Tensor
 
 if TYPE_CHECKING:
     import graphviz
 
-__all__ = ["to_dot", "draw_graph", "summary", "retain_grads", "RendererNotFound",
-           "find_renderer", "render", "graph_class", "SummaryTable"]
+__all__ = ["to_dot", "draw_graph", "retain_grads", "RendererNotFound", "find_renderer",
+           "render", "graph_class", "op_label", "leaf_kind", "forward_order", "SHAPE_OPS"]
 
 STYLE = {
     "op": {"shape": "box", "style": "rounded,filled", "fillcolor": "#fff3cd"},
@@ -84,7 +83,9 @@ def _param_names(params: Any) -> dict[int, str]:
     return names
 
 
-def _kind(tensor: Tensor) -> str:
+def leaf_kind(tensor: Tensor) -> str:
+    """How a tensor is drawn and counted: "tensor" (made by an op), "parameter" (a leaf
+    that requires grad), "constant" (bool, or an unnamed scalar) or "input"."""
     if tensor.grad_fn is not None:
         return "tensor"
     if tensor.requires_grad:
@@ -224,7 +225,7 @@ def to_dot(*outputs: Tensor, params: Any = None, show_shapes: bool = True,
 
 
 def _tensor_attrs(tensor: Tensor, is_output: bool) -> dict:
-    attrs = dict(STYLE[_kind(tensor)])
+    attrs = dict(STYLE[leaf_kind(tensor)])
     if is_output:
         attrs["peripheries"] = "2"
     if _is_bad(tensor):
@@ -264,8 +265,8 @@ def _check_results(nodes: list[Context], check: Any) -> dict[int, Any]:
     own = {id(r.node): r for r in check.nodes}
     if all(id(n) in own for n in nodes):
         return {id(n): own[id(n)] for n in nodes}
-    drawn = _topological([n.output for n in nodes if not n.released])
-    reported = [own[id(n)] for n in _topological([check.output])]
+    drawn = forward_order([n.output for n in nodes if not n.released])
+    reported = [own[id(n)] for n in forward_order([check.output])]
     if len(drawn) != len(reported):
         raise ValueError(f"to_dot(check=...): the graph has {len(drawn)} ops but the report "
                          f"checked {len(reported)}; pass a graph of the same function")
@@ -293,7 +294,7 @@ MAJOR_OPS = {"conv2d", "conv2d_input_grad", "conv2d_weight_grad", "matmul", "max
              "avg_pool2d", "concatenate", "unfold", "fold"}
 
 
-def _topological(roots: list[Tensor]) -> list[Context]:
+def forward_order(roots: list[Tensor]) -> list[Context]:
     """The nodes behind `roots`, each after the nodes that made its inputs."""
     return list(reversed(topological_nodes(roots)))
 
@@ -306,7 +307,7 @@ def _folded_chains(nodes: list[Context], max_nodes: int) -> list[list[Context]]:
                 if n.name in SHAPE_OPS and all(t.grad_fn is None for t in n.inputs)}
     block_of: dict[int, int] = {}
     blocks: list[list[Context]] = []
-    for node in _topological([n.output for n in nodes]):
+    for node in forward_order([n.output for n in nodes]):
         if id(node) in plumbing:
             continue
         producers = [t.grad_fn for t in node.inputs if t.grad_fn is not None]
@@ -371,7 +372,7 @@ def _draw_folded(dot: graphviz.Digraph, roots: list[Tensor], tensors: list[Tenso
     for g, members in enumerate(groups):
         last = blocks[members[-1]][-1].output
         leaves = [names.get(id(t)) or t.name for b in members for n in blocks[b]
-                  for t in n.inputs if _kind(t) == "parameter"]
+                  for t in n.inputs if leaf_kind(t) == "parameter"]
         text = labels[members[0]] + (f"  x{len(members)}" if len(members) > 1 else "")
         text += f"\n{tuple(last.shape)}"
         shown = [leaf for leaf in leaves if leaf]
@@ -390,7 +391,7 @@ def _draw_folded(dot: graphviz.Digraph, roots: list[Tensor], tensors: list[Tenso
     for a, b in sorted({(group_of[a], group_of[b]) for a, b in edges if
                         group_of[a] != group_of[b]}):
         dot.edge(f"block{a}", f"block{b}")
-    inputs = [t for t in tensors if _kind(t) == "input"]
+    inputs = [t for t in tensors if leaf_kind(t) == "input"]
     for k, tensor in enumerate(inputs):
         dot.node(f"in{k}", _tensor_label(tensor, names.get(id(tensor)) or tensor.name,
                                          options), **STYLE["input"])
@@ -464,128 +465,3 @@ def retain_grads(*outputs: Tensor) -> None:
     for tensor in tensors:
         if tensor.requires_grad:
             tensor.retain_grad()
-
-
-# ----------------------------------------------------------------------------- summary
-def _multiply_accumulates(node: Context) -> int:
-    out = node.output
-    if node.name == "conv2d":
-        weight = node.inputs[1]
-        return int(out.size * np.prod(weight.shape[1:]))
-    if node.name == "matmul":
-        return int(out.size * node.inputs[0].shape[-1])
-    if node.name == "local_conv2d":
-        return int(out.size * np.prod(node.inputs[1].shape[3:]))
-    return 0
-
-
-def saved_arrays(node: Context) -> list[np.ndarray]:
-    """The arrays a node keeps for its backward: what its forward saved, arrays among its
-    parameters (pooling winners, masks), and the input and output values its backward
-    reads (`Function.backward_reads`, `backward_reads_output`)."""
-    arrays = [a for a in (node.saved or ()) if isinstance(a, np.ndarray)]
-    arrays += [v for v in node.params.values() if isinstance(v, np.ndarray)]
-    reads = node.fn.backward_reads
-    indices = range(len(node.inputs)) if reads is None else reads
-    arrays += [node.inputs[i].data for i in indices if i < len(node.inputs)]
-    if node.fn.backward_reads_output:
-        arrays.append(node.output.data)
-    unique = {id(a): a for a in arrays}
-    return list(unique.values())
-
-
-def summary(f: Callable, *args: Any, file: Any = None) -> list[dict]:
-    """Call f(*args) once and tabulate its ops in order: op, output shape, parameters
-    (tensors that require grad, counted at the op that first uses them, through shape
-    ops), multiply-accumulates of conv and matmul, the bytes each op keeps for backward
-    (`saved_arrays`) and the theoretical receptive field of its output (size (h, w) and
-    jump, see `receptive.py`). Prints the table; returns the rows (dicts) with a final
-    "total" row, whose saved bytes count each array once."""
-    from .receptive import Field, theoretical_fields
-    with enable_grad():
-        out = f(*args)
-    if not isinstance(out, Tensor):
-        raise TypeError(f"summary: the function must return a Tensor, got {type(out).__name__}")
-    rows, counted, carried, kept = [], set(), {}, {}
-    fields = theoretical_fields(out)
-    for node in _topological([out]):
-        arrays = saved_arrays(node)
-        kept.update((id(a), a) for a in arrays)
-        params = 0
-        for t in node.inputs:
-            if _kind(t) == "parameter" and id(t) not in counted:
-                counted.add(id(t))
-                params += t.size
-            params += carried.pop(id(t), 0)
-        if node.name in SHAPE_OPS and all(t.grad_fn is None for t in node.inputs):
-            carried[id(node.output)] = params  # a reshaped parameter: count it at its user
-            continue
-        field = fields[id(node)]
-        rows.append({"op": op_label(node), "output_shape": tuple(node.output.shape),
-                     "params": params, "macs": _multiply_accumulates(node),
-                     "saved_bytes": sum(a.nbytes for a in arrays),
-                     "receptive_field": field.size if isinstance(field, Field) else field,
-                     "jump": field.jump if isinstance(field, Field) else None,
-                     "field": field})
-    rows.append({"op": "total", "output_shape": tuple(out.shape),
-                 "params": sum(r["params"] for r in rows), "macs": sum(r["macs"] for r in rows),
-                 "saved_bytes": sum(a.nbytes for a in kept.values()),
-                 "receptive_field": None, "jump": None, "field": None})
-    table = SummaryTable(rows)
-    if file is not None or not _in_notebook():
-        _print_summary(rows, file)
-    return table
-
-
-class SummaryTable(list):
-    """The rows of `summary` (dicts); Jupyter shows them as an HTML table."""
-
-    COLUMNS = (("op", "op"), ("output_shape", "output shape"), ("params", "params"),
-               ("macs", "MACs"), ("saved_bytes", "saved"), ("field", "receptive field"))
-
-    def _repr_html_(self) -> str:
-        import html
-        head = "".join(f"<th>{title}</th>" for _, title in self.COLUMNS)
-        body = "".join("<tr>" + "".join(f"<td>{html.escape(_cell(row, key))}</td>"
-                                        for key, _ in self.COLUMNS) + "</tr>" for row in self)
-        return f"<table><tr>{head}</tr>{body}</table>"
-
-
-def _cell(row: dict, key: str) -> str:
-    value = row[key]
-    if key in ("params", "macs"):
-        return f"{value:,}"
-    if key == "saved_bytes":
-        return _bytes(value)
-    if key == "field":
-        return "" if value is None else "all" if value == "whole input" else str(value)
-    return str(value)
-
-
-def _in_notebook() -> bool:
-    """Inside a Jupyter kernel, where the returned table shows itself as HTML."""
-    ipython = sys.modules.get("IPython")
-    shell = ipython.get_ipython() if ipython is not None else None
-    return type(shell).__name__ == "ZMQInteractiveShell"
-
-
-def _print_summary(rows: list[dict], file: Any) -> None:
-    width = max(len(r["op"]) for r in rows)
-    print(f"{'op':<{width}}  {'output shape':<18} {'params':>10} {'MACs':>14} "
-          f"{'saved':>10}  {'receptive field':<15}", file=file)
-    print("-" * (width + 74), file=file)
-    for row in rows:
-        if row["op"] == "total":
-            print("-" * (width + 74), file=file)
-        field = _cell(row, "field")
-        print(f"{row['op']:<{width}}  {str(row['output_shape']):<18} {row['params']:>10,} "
-              f"{row['macs']:>14,} {_bytes(row['saved_bytes']):>10}  {field:<15}".rstrip(),
-              file=file)
-
-
-def _bytes(count: int) -> str:
-    for unit in ("B", "KB", "MB"):
-        if count < 1024 or unit == "MB":
-            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
-        count /= 1024
-    return ""
