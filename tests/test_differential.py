@@ -547,3 +547,23 @@ def test_batch_norm(examples):
         for ours, theirs in zip(ours_stats, theirs_stats):   # updated once, as PyTorch
             assert_close(ours, theirs.numpy(), "running statistics")
     run(prop, examples)
+
+
+@pytest.mark.parametrize("examples", EXAMPLES)
+def test_max_pool2d_with_infinite_and_nan_upstream_gradients(examples):
+    """The gradient of a window reaches its winner only, whatever the upstream holds."""
+    @given(pool_cases(max_pool=True), st.integers(0, 2**16))
+    def prop(case, seed):
+        x, _, options = case
+        if _has_padding_only_window(x.shape[2:], options):
+            return
+        ours_x, theirs_x = Tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+        out = F.max_pool2d(ours_x, **options)
+        rng = np.random.default_rng(seed)
+        upstream = rng.standard_normal(out.shape)
+        upstream[rng.random(out.shape) < 0.2] = np.inf
+        upstream[rng.random(out.shape) < 0.1] = np.nan
+        out.backward(upstream)
+        TF.max_pool2d(theirs_x, **options).backward(torch.tensor(upstream))
+        assert_close(ours_x.grad.data, theirs_x.grad.numpy(), "gradient")
+    run(prop, examples)
