@@ -273,12 +273,15 @@ def _run_backward(nodes: list[Context], roots: Sequence[Tensor],
             for tensor, input_grad in zip(node.inputs, input_grads):
                 if input_grad is None or not tensor.requires_grad:
                     continue
-                if input_grad.__class__ is not Tensor or input_grad.shape != tensor.shape \
-                        or input_grad.dtype != tensor.dtype:
+                if input_grad.__class__ is not Tensor or \
+                        input_grad.data.shape != tensor.data.shape or \
+                        input_grad.data.dtype is not tensor.data.dtype:
                     input_grad = _as_gradient(input_grad, tensor, node)
-                _accumulate(grads, id(tensor), input_grad)
+                key = id(tensor)
+                previous = grads.get(key)
+                grads[key] = input_grad if previous is None else previous + input_grad
                 if tensor.grad_fn is None:
-                    leaves[id(tensor)] = tensor
+                    leaves[key] = tensor
     found.update(grads)
     return found, leaves
 
