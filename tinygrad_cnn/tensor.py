@@ -169,12 +169,13 @@ class Tensor:
         return None
 
     def _binary(self, op: Any, other: Any, reflected: bool = False) -> Tensor:
-        other_tensor = self._other(other)
-        if other_tensor is None:
-            return NotImplemented
+        if other.__class__ is not Tensor:
+            other = self._other(other)
+            if other is None:
+                return NotImplemented
         if reflected:
-            return op.apply(other_tensor, self)
-        return op.apply(self, other_tensor)
+            return op.apply(other, self)
+        return op.apply(self, other)
 
     def __add__(self, other: Any) -> Tensor:
         return self._binary(_ops.Add, other)

@@ -36,10 +36,7 @@ class _DebugState(threading.local):
         self.anomaly = 0      # nesting depth of detect_anomaly() blocks
         self.in_backward = 0  # >0 while a backward formula runs: its ops are not blamed
         self.counter = 0
-
-    @property
-    def active(self) -> bool:
-        return bool(self.tracing or self.anomaly)
+        self.active = False   # tracing or anomaly: one attribute read per op when off
 
 
 state = _DebugState()
@@ -113,10 +110,12 @@ class _Counter(ContextDecorator):
 
     def __enter__(self) -> _Counter:
         setattr(state, self.field, getattr(state, self.field) + 1)
+        state.active = bool(state.tracing or state.anomaly)
         return self
 
     def __exit__(self, *exc: object) -> None:
         setattr(state, self.field, getattr(state, self.field) - 1)
+        state.active = bool(state.tracing or state.anomaly)
 
 
 class tracing(_Counter):
