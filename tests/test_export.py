@@ -164,3 +164,18 @@ def test_initializers_load_into_an_equivalent_torch_model(tmp_path):
     with torch.no_grad():
         np.testing.assert_allclose(net(torch.from_numpy(x)).numpy(), model(params, x).data,
                                    rtol=1e-5, atol=1e-6)
+
+
+def test_float64_numpy_params_export_as_float32_by_default(tmp_path):
+    def model(p, x):
+        x = F.max_pool2d(F.relu(F.conv2d(x, p["w1"], p["b1"], padding=2)), 2)
+        return F.linear(x.flatten(1), p["w2"], p["b2"])
+
+    params = {"w1": rng.normal(0, 0.3, (4, 1, 5, 5)), "b1": np.zeros(4),
+              "w2": rng.normal(0, 0.3, (3, 64)), "b2": np.zeros(3)}      # float64, README style
+    x = rng.normal(size=(6, 1, 8, 8))
+    export(model, params, x, tmp_path / "m.onnx")
+    got = ort.InferenceSession(str(tmp_path / "m.onnx")).run(None, {"x": x.astype(np.float32)})
+    np.testing.assert_allclose(got[0], model(params, x).data, rtol=1e-4, atol=1e-5)
+    proto = export(model, params, x, tmp_path / "m64.onnx", dtype=None)
+    assert proto.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.DOUBLE

@@ -279,18 +279,26 @@ def _map_node(graph: _Graph, node: Context, dynamic: bool) -> None:
 
 
 # ----------------------------------------------------------------------------- export
-def _record(f: Callable, params: Any, example_input: Any
+def _as_dtype(array: np.ndarray, dtype: Any) -> np.ndarray:
+    """Floating arrays in `dtype` (None keeps them); Buffers stay Buffers."""
+    if dtype is None or array.dtype.kind != "f" or array.dtype == dtype:
+        return array
+    converted = array.astype(dtype)
+    return converted.view(Buffer) if isinstance(array, Buffer) else converted
+
+
+def _record(f: Callable, params: Any, example_input: Any, dtype: Any
             ) -> tuple[Tensor, Tensor, list[tuple[str, np.ndarray]], dict]:
     """Run f once, tracing: (output, input Tensor, [(param name, array)], names)."""
     leaves, spec = tree_flatten(params)
     keys = _leaf_keys(params)
     from .autograd import tree_unflatten
-    tensors = [leaf if isinstance(leaf, Buffer) else
-               Tensor(leaf.data if isinstance(leaf, Tensor) else np.asarray(leaf),
-                      requires_grad=True) for leaf in leaves]
+    tensors = [_as_dtype(leaf, dtype) if isinstance(leaf, Buffer) else
+               Tensor(_as_dtype(leaf.data if isinstance(leaf, Tensor) else np.asarray(leaf),
+                                dtype), requires_grad=True) for leaf in leaves]
     example = example_input.data if isinstance(example_input, Tensor) else \
         np.asarray(example_input)
-    x = Tensor(example, requires_grad=True)
+    x = Tensor(_as_dtype(example, dtype), requires_grad=True)
     with enable_grad(), trace.tracing():
         out = f(tree_unflatten(spec, tensors), x)
     if not isinstance(out, Tensor):
@@ -314,12 +322,15 @@ def _leaf_keys(tree: Any, prefix: str = "") -> list[str]:
 
 def export(f: Callable, params: Any, example_input: Any, path: str | os.PathLike, *,
            opset: int | None = None, input_names: tuple[str, ...] = ("x",),
-           output_names: tuple[str, ...] = ("y",), dynamic_batch: bool = True) -> Any:
+           output_names: tuple[str, ...] = ("y",), dynamic_batch: bool = True,
+           dtype: Any = np.float32) -> Any:
     """Write ``f(params, x)`` as an ONNX model and return the `onnx.ModelProto`.
 
     The model is checked with ``onnx.checker.check_model(full_check=True)`` before anything
     is written (atomically). `dynamic_batch` makes the first axis of the input and output
-    symbolic ("N"). Raises ExportError, writing nothing, for an op without a mapping.
+    symbolic ("N"). Floating params and the input are exported in `dtype`, float32 by
+    default, the type ONNX Runtime's CPU kernels (Conv among them) implement; None keeps
+    theirs. Raises ExportError, writing nothing, for an op without a mapping.
     """
     try:
         import onnx
@@ -329,7 +340,7 @@ def export(f: Callable, params: Any, example_input: Any, path: str | os.PathLike
     opset = DEFAULT_OPSET if opset is None else opset
     if not 13 <= opset <= DEFAULT_OPSET:
         raise ValueError(f"export: opset must be between 13 and {DEFAULT_OPSET}, got {opset}")
-    out, x, params_arrays, names = _record(f, params, example_input)
+    out, x, params_arrays, names = _record(f, params, example_input, dtype)
     names[id(x)] = input_names[0]
     graph = _Graph(names)
     graph.batched.add(id(x))
