@@ -406,7 +406,8 @@ def _write_run(state: Run, history: list[dict], data: Dataset, out_dir: Path,
         return
     if output == "quiet":
         print(f"{state.settings['model']} on {state.settings['dataset']}: test accuracy "
-              f"{final['test_accuracy']:.4f} after {len(history)} epochs "
+              f"{final['test_accuracy']:.4f} after {len(history)} "
+              f"epoch{'s' if len(history) != 1 else ''} "
               f"({final['seconds']:.1f} s); wrote {out_dir}/")
         return
     print(f"wrote {out_dir}/: params.npz, optimizer.npz, metrics.json, metrics.csv, "
