@@ -23,7 +23,8 @@ def _forward_backward(pool, x, **options):
 
 
 @pytest.mark.parametrize("options", [dict(kernel_size=3, stride=2, padding=1),
-                                     dict(kernel_size=2, ceil_mode=True)])
+                                     dict(kernel_size=2, ceil_mode=True),
+                                     dict(kernel_size=2)])     # windows tiling the input
 def test_threaded_pools_match_the_loops(always_threaded, options):
     x = np.random.default_rng(0).integers(0, 4, (5, 2, 7, 6)).astype(float)  # ties too
     geometry = (options["kernel_size"],) * 2, (options.get("stride", 2),) * 2, \

@@ -139,10 +139,13 @@ def max_pool_scatter(g: np.ndarray, winner: np.ndarray, input_hw: tuple[int, int
     out = np.empty(g.shape[:2] + tuple(input_hw), g.dtype)
     finite = bool(np.isfinite(np.sum(g)))   # any inf or NaN makes the sum non-finite
     if _tiled(kernel, stride, padding, dilation):   # each element in at most one window
-        out.fill(0)
-        tiles = _tiles(out, kernel, winner.shape[2:])
-        for k, i, j in _offsets(kernel):
-            _route(tiles[:, :, :, i, :, j], g, winner == k, finite)
+        def tiled(start: int, stop: int) -> None:
+            part = out[start:stop]
+            part.fill(0)
+            tiles = _tiles(part, kernel, winner.shape[2:])
+            for k, i, j in _offsets(kernel):
+                _route(tiles[:, :, :, i, :, j], g[start:stop], winner[start:stop] == k, finite)
+        parallel_batches(tiled, len(g), out[:1].size)
         return out
 
     def work(start: int, stop: int) -> None:
@@ -167,11 +170,13 @@ def max_pool_gather(u: np.ndarray, winner: np.ndarray, kernel: tuple[int, int],
     out = np.zeros(winner.shape, u.dtype)
     finite = bool(np.isfinite(np.sum(u)))
     if _tiled(kernel, stride, padding, dilation):
-        tiles = _tiles(u, kernel, winner.shape[2:])
-        picked = np.empty(winner.shape, u.dtype)
-        for k, i, j in _offsets(kernel):
-            _route(picked, tiles[:, :, :, i, :, j], winner == k, finite)
-            out += picked
+        def tiled(start: int, stop: int) -> None:
+            tiles = _tiles(u[start:stop], kernel, winner.shape[2:])
+            picked = np.empty(out[start:stop].shape, u.dtype)
+            for k, i, j in _offsets(kernel):
+                _route(picked, tiles[:, :, :, i, :, j], winner[start:stop] == k, finite)
+                out[start:stop] += picked
+        parallel_batches(tiled, len(u), u[:1].size)
         return out
 
     def work(start: int, stop: int) -> None:
@@ -195,11 +200,13 @@ def avg_pool_forward(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, 
     out = np.empty(x.shape[:2] + (out_h, out_w), x.dtype)
     divisor = np.asarray(divisor, dtype=x.dtype)
     if _tiled(kernel, stride, padding, (1, 1)):
-        tiles = _tiles(x, kernel, (out_h, out_w))
-        np.copyto(out, tiles[:, :, :, 0, :, 0])
-        for _, i, j in _offsets(kernel)[1:]:
-            out += tiles[:, :, :, i, :, j]
-        out /= divisor
+        def tiled(start: int, stop: int) -> None:
+            tiles, part = _tiles(x[start:stop], kernel, (out_h, out_w)), out[start:stop]
+            np.copyto(part, tiles[:, :, :, 0, :, 0])
+            for _, i, j in _offsets(kernel)[1:]:
+                part += tiles[:, :, :, i, :, j]
+            part /= divisor
+        parallel_batches(tiled, len(x), x[:1].size)
         return out
 
     def work(start: int, stop: int) -> None:
@@ -219,11 +226,14 @@ def avg_pool_spread(g: np.ndarray, input_hw: tuple[int, int], kernel: tuple[int,
     out = np.empty(g.shape[:2] + tuple(input_hw), g.dtype)
     divisor = np.asarray(divisor, dtype=g.dtype)
     if _tiled(kernel, stride, padding, (1, 1)):   # each element in at most one window
-        out.fill(0)
-        share = g / divisor
-        tiles = _tiles(out, kernel, g.shape[2:])
-        for _, i, j in _offsets(kernel):
-            tiles[:, :, :, i, :, j] = share
+        def tiled(start: int, stop: int) -> None:
+            part = out[start:stop]
+            part.fill(0)
+            share = g[start:stop] / divisor
+            tiles = _tiles(part, kernel, g.shape[2:])
+            for _, i, j in _offsets(kernel):
+                tiles[:, :, :, i, :, j] = share
+        parallel_batches(tiled, len(g), out[:1].size)
         return out
 
     def work(start: int, stop: int) -> None:
