@@ -9,7 +9,7 @@ import pytest
 
 import tinygrad_cnn as tg
 import tinygrad_cnn.functional as F
-from tinygrad_cnn import Function, Tensor, data
+from tinygrad_cnn import Function, Tensor, data, optim
 
 rng = np.random.default_rng(0)
 
@@ -347,3 +347,19 @@ def test_max_pool_routes_an_infinite_or_nan_gradient_to_the_winner_only(options)
         expected[index] += value if value == value else 0   # NaN added below
     expected[indices.data.flat[1]] = np.nan
     np.testing.assert_array_equal(x.grad.data.ravel(), expected)
+
+
+def test_more_bad_input_gets_clear_errors(tmp_path):
+    x = np.ones((2, 3, 4, 4))
+    with pytest.raises(ValueError, match="batch_norm: momentum must be a non-negative number"):
+        F.batch_norm(x, np.zeros(3), np.ones(3), training=True, momentum="a")
+    with pytest.raises(ValueError, match=r"index \(0, 9, 9\) is outside one example's output"):
+        tg.receptive_field(lambda t: F.conv2d(t, np.ones((1, 3, 3, 3))), x, (0, 9, 9))
+    with pytest.raises(TypeError, match="parameter 0 is a read-only array"):
+        optim.SGD({"w": np.broadcast_to(np.ones(1), (2,))}, lr=1)
+    with pytest.raises(FileNotFoundError, match="the folder .*missing does not exist"):
+        data.save({"a": np.ones(1)}, tmp_path / "missing" / "p.npz")
+    with pytest.raises(TypeError, match="check must be the LocateReport"):
+        tg.to_dot(Tensor(np.ones(2), requires_grad=True).sum(), check=5)
+    with pytest.raises(TypeError, match="input 0 is a ndarray, not a Tensor"):
+        tg.grad_of(Tensor(np.ones(2), requires_grad=True).sum(), [np.ones(2)])

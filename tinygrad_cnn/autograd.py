@@ -394,7 +394,10 @@ def grad_of(outputs: Tensor | Sequence[Tensor], inputs: Sequence[Tensor],
                                "require grad and has no grad_fn: nothing it was computed "
                                "from requires grad")
     for position, tensor in enumerate(inputs):
-        if not isinstance(tensor, Tensor) or not tensor.requires_grad:
+        if not isinstance(tensor, Tensor):
+            raise TypeError(f"grad_of: input {position} is a {type(tensor).__name__}, not a "
+                            "Tensor of the graph")
+        if not tensor.requires_grad:
             raise RuntimeError(f"grad_of: input {position} does not require grad; "
                                "differentiate only with respect to tensors with "
                                "requires_grad=True (or results computed from them)")

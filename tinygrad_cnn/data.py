@@ -215,6 +215,9 @@ def write_atomically(path: Path, write: Callable[[BinaryIO], None]) -> None:
     """Run `write` on a temporary file beside `path`, then rename it into place: an
     interrupted write never leaves a truncated file where a good one was. The file gets
     the mode a new file would (0666 less the umask)."""
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"cannot write {path}: the folder {path.parent} does not "
+                                "exist")
     fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     try:
         with os.fdopen(fd, "wb") as file:

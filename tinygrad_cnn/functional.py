@@ -572,6 +572,10 @@ def batch_norm(x: Any, running_mean: Any, running_var: Any, weight: Any = None,
     weight and bias (C,) scale and shift (default 1 and 0).
     """
     x = _float_tensor("batch_norm", "x", x)
+    for name, value in (("momentum", momentum), ("eps", eps)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or value < 0:
+            raise ValueError(f"batch_norm: {name} must be a non-negative number, got "
+                             f"{value!r}")
     if x.ndim < 2:
         raise ValueError(f"batch_norm: x must be (N, C) or (N, C, H, W), got shape {x.shape}")
     channels = x.shape[1]

@@ -37,6 +37,9 @@ class Optimizer:
             if not isinstance(array, np.ndarray):
                 raise TypeError(f"optimizer: parameter {index} is a {type(leaf).__name__}; "
                                 "params must be Tensors or float numpy arrays")
+            if not array.flags.writeable:
+                raise TypeError(f"optimizer: parameter {index} is a read-only array; it is "
+                                "updated in place, so pass a writable copy (np.array(...))")
             if array.dtype.kind != "f":
                 raise TypeError(f"optimizer: parameter {index} has dtype {array.dtype}; only "
                                 "floating-point parameters can be trained (convert with "

@@ -126,6 +126,9 @@ def receptive_field(f: Callable[[Tensor], Tensor], x: Any, index: tuple[int, ...
     if len(index) != out.ndim - 1:
         raise ValueError(f"receptive_field: index {index} must index one example's output "
                          f"of shape {out.shape[1:]}")
+    if any(not 0 <= i < n for i, n in zip(index, out.shape[1:])):
+        raise ValueError(f"receptive_field: index {index} is outside one example's output "
+                         f"of shape {out.shape[1:]}")
     seed = np.zeros(out.shape, out.dtype)
     seed[(slice(None),) + index] = 1
     (grad,) = grad_of(out, [images], seed, allow_unused=True)

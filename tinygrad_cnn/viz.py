@@ -261,7 +261,10 @@ def _draw_full(dot: graphviz.Digraph, roots: list[Tensor], tensors: list[Tensor]
 def _check_results(nodes: list[Context], check: Any) -> dict[int, Any]:
     """id(node) -> its NodeReport: by identity on the report's own graph, else by forward
     order and op name on a graph recorded by another call of the same function."""
-    from .locate import op_name
+    from .locate import LocateReport, op_name
+    if not isinstance(check, LocateReport):
+        raise TypeError(f"to_dot: check must be the LocateReport of locate_gradient_error, "
+                        f"got {type(check).__name__}")
     own = {id(r.node): r for r in check.nodes}
     if all(id(n) in own for n in nodes):
         return {id(n): own[id(n)] for n in nodes}
