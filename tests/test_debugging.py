@@ -195,11 +195,14 @@ def test_a_graph_of_another_function_is_refused():
         tg.to_dot(other, check=report)
 
 
-def test_cli_demo_and_model_localisation(tmp_path, capsys):
+def test_cli_demo_and_model_localisation(tmp_path, capsys, monkeypatch):
     assert main(["gradcheck", "--demo", "--graph", str(tmp_path / "demo.dot")]) == 0
     out = capsys.readouterr().out
     assert "culprit: LeakyScale at demo.py" in out and "diagnosis bug" in out
     assert "check-failed" in (tmp_path / "demo.dot").read_text()
+    monkeypatch.chdir(tmp_path)
+    assert main(["gradcheck", "--demo"]) == 0          # the picture by default
+    assert (tmp_path / "gradcheck_demo.dot").exists()
     assert main(["gradcheck", "--model", "lenet", "--localize"]) == 0
     assert "models.py" in capsys.readouterr().out
 

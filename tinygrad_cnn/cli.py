@@ -77,6 +77,9 @@ def cmd_gradcheck(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+DEMO_GRAPH = "gradcheck_demo.svg"   # where --demo draws its picture without --graph
+
+
 def _write_check_graph(report: object, path: str) -> None:
     from .viz import RendererNotFound, draw_graph
     try:
@@ -116,8 +119,9 @@ def cmd_localize(args: argparse.Namespace) -> int:
         lambda *values: demo_loss(dict(zip(keys, values)), images, labels),
         [params[k] for k in keys])
     print(report)
-    if args.graph:
-        _write_check_graph(report, args.graph)
+    path = args.graph or (DEMO_GRAPH if args.demo else None)
+    if path:
+        _write_check_graph(report, path)
     return 0 if args.demo or report.passed else 1
 
 
@@ -280,7 +284,8 @@ def build_parser() -> argparse.ArgumentParser:
     gradcheck.add_argument("--demo", action="store_true",
                            help="find a planted bug in a small conv net, op by op")
     gradcheck.add_argument("--graph", help="with --localize or --demo: write the graph "
-                           "coloured by the check (.svg, .png or .dot)")
+                           "coloured by the check (.svg, .png or .dot; --demo: "
+                           f"{DEMO_GRAPH})")
     gradcheck.set_defaults(run=cmd_gradcheck)
     graph = commands.add_parser("graph", help="render a model's computation graph")
     graph.add_argument("--model", default="lenet5",
