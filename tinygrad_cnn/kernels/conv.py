@@ -12,7 +12,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from . import scratch
-from .windows import StridePhases, col2im_add, out_size, pad_spatial, window_view
+from .windows import StridePhases, col2im_add, output_size, pad_spatial, window_view
 
 CHUNK_ELEMENTS = 1 << 22  # im2col buffer size per batch chunk: cache-friendly, little memory
 
@@ -44,8 +44,8 @@ class _Im2col:
         self.x, self.kernel, self.stride, self.dilation = x, kernel, stride, dilation
         self.top, self.left = padding[0], padding[2]
         padded_hw = (h + padding[0] + padding[1], w + padding[2] + padding[3])
-        self.out_hw = (out_size(h, kernel[0], stride[0], padding[0] + padding[1], dilation[0]),
-                       out_size(w, kernel[1], stride[1], padding[2] + padding[3], dilation[1]))
+        self.out_hw = (output_size(h, kernel[0], stride[0], padding[:2], dilation[0]),
+                       output_size(w, kernel[1], stride[1], padding[2:], dilation[1]))
         self.wide = stride == (1, 1)
         self.width = padded_hw[1] if self.wide else self.out_hw[1]
         self.starts, self.step = _chunks(n, c * kernel[0] * kernel[1] * self.out_hw[0]
@@ -280,8 +280,8 @@ def unfold_forward(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, in
                    padding: tuple[int, int, int, int], dilation: tuple[int, int]) -> np.ndarray:
     """im2col: (N, C, H, W) -> (N, C*KH*KW, OH*OW), rows ordered (C, KH, KW) as in PyTorch."""
     n, c, h, width = x.shape
-    oh = out_size(h, kernel[0], stride[0], padding[0] + padding[1], dilation[0])
-    ow = out_size(width, kernel[1], stride[1], padding[2] + padding[3], dilation[1])
+    oh = output_size(h, kernel[0], stride[0], padding[:2], dilation[0])
+    ow = output_size(width, kernel[1], stride[1], padding[2:], dilation[1])
     view = window_view(pad_spatial(x, padding), kernel, stride, dilation, (oh, ow))
     return view.reshape(n, c * kernel[0] * kernel[1], oh * ow)
 
@@ -294,8 +294,8 @@ def fold_forward(cols: np.ndarray, output_hw: tuple[int, int], kernel: tuple[int
     kh, kw = kernel
     h, width = output_hw
     top, bottom, left, right = padding
-    oh = out_size(h, kh, stride[0], top + bottom, dilation[0])
-    ow = out_size(width, kw, stride[1], left + right, dilation[1])
+    oh = output_size(h, kh, stride[0], (top, bottom), dilation[0])
+    ow = output_size(width, kw, stride[1], (left, right), dilation[1])
     c = cols.shape[1] // (kh * kw)
     xp = np.zeros((n, c, h + top + bottom, width + left + right), dtype=cols.dtype)
     col2im_add(xp, cols.reshape(n, c, kh, kw, oh, ow), stride, dilation)

@@ -18,11 +18,6 @@ def output_size(size: int, kernel: int, stride: int = 1, padding: tuple[int, int
     return (size + padding[0] + padding[1] - dilation * (kernel - 1) - 1) // stride + 1
 
 
-def out_size(size: int, kernel: int, stride: int, pad_total: int, dilation: int) -> int:
-    """`output_size` with the padding given as its total."""
-    return output_size(size, kernel, stride, (pad_total, 0), dilation)
-
-
 def pad_spatial(x: np.ndarray, padding: tuple[int, int, int, int],
                 value: float = 0.0) -> np.ndarray:
     """(N, C, H, W) padded by (top, bottom, left, right); x itself when there is none."""
