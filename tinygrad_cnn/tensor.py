@@ -178,24 +178,32 @@ class Tensor:
         return op.apply(self, other)
 
     def __add__(self, other: Any) -> Tensor:
+        if other.__class__ is Tensor:  # the common case, one call shorter
+            return _ops.Add.apply(self, other)
         return self._binary(_ops.Add, other)
 
     def __radd__(self, other: Any) -> Tensor:
         return self._binary(_ops.Add, other, True)
 
     def __sub__(self, other: Any) -> Tensor:
+        if other.__class__ is Tensor:  # the common case, one call shorter
+            return _ops.Sub.apply(self, other)
         return self._binary(_ops.Sub, other)
 
     def __rsub__(self, other: Any) -> Tensor:
         return self._binary(_ops.Sub, other, True)
 
     def __mul__(self, other: Any) -> Tensor:
+        if other.__class__ is Tensor:  # the common case, one call shorter
+            return _ops.Mul.apply(self, other)
         return self._binary(_ops.Mul, other)
 
     def __rmul__(self, other: Any) -> Tensor:
         return self._binary(_ops.Mul, other, True)
 
     def __truediv__(self, other: Any) -> Tensor:
+        if other.__class__ is Tensor:  # the common case, one call shorter
+            return _ops.Div.apply(self, other)
         return self._binary(_ops.Div, other)
 
     def __rtruediv__(self, other: Any) -> Tensor:
