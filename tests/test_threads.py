@@ -10,7 +10,9 @@ from tinygrad_cnn.kernels import threads
 
 @pytest.fixture
 def always_threaded(monkeypatch):
-    monkeypatch.setattr(threads, "MIN_ELEMENTS", 0)
+    """Threads for any size, and slices of a few planes, so every path is cut up."""
+    monkeypatch.setattr(threads, "MIN_BYTES", 0)
+    monkeypatch.setattr(threads, "SLICE_BYTES", 300)
     monkeypatch.setenv("TINYGRAD_CNN_THREADS", "3")
 
 
@@ -42,8 +44,10 @@ def test_threaded_pools_match_the_loops(always_threaded, options):
 def test_one_thread_and_many_agree_exactly(monkeypatch):
     x = np.random.default_rng(0).standard_normal((16, 8, 40, 40)).astype(np.float32)
     results = []
-    for count in ("1", "2"):
+    for count, slice_bytes in (("1", 1 << 30), ("2", 3 * 40 * 40 * 4)):
         monkeypatch.setenv("TINYGRAD_CNN_THREADS", count)
+        monkeypatch.setattr(threads, "MIN_BYTES", 0)
+        monkeypatch.setattr(threads, "SLICE_BYTES", slice_bytes)
         results.append(_forward_backward(F.max_pool2d, x, kernel_size=3, stride=2,
                                          padding=1)[:2] +
                        _forward_backward(F.avg_pool2d, x, kernel_size=2)[:2])
@@ -62,5 +66,29 @@ def test_pooling_in_a_forked_child_after_the_parent_used_the_pool(always_threade
 
 
 def _child_pool(x):
-    threads.MIN_ELEMENTS = 0
+    threads.MIN_BYTES, threads.SLICE_BYTES = 0, 300
     return F.max_pool2d(x, 2).data
+
+
+def test_slices_cover_every_item_once(monkeypatch):
+    monkeypatch.setenv("TINYGRAD_CNN_THREADS", "2")
+    monkeypatch.setattr(threads, "MIN_BYTES", 0)
+    monkeypatch.setattr(threads, "SLICE_BYTES", 30)
+    seen = np.zeros(23, int)
+
+    def work(start, stop):
+        seen[start:stop] += 1
+    threads.parallel_batches(work, 23, 8)     # 3 items of 8 bytes per slice
+    np.testing.assert_array_equal(seen, 1)
+
+
+def test_a_failing_slice_raises_in_the_caller(monkeypatch):
+    monkeypatch.setenv("TINYGRAD_CNN_THREADS", "2")
+    monkeypatch.setattr(threads, "MIN_BYTES", 0)
+    monkeypatch.setattr(threads, "SLICE_BYTES", 8)
+
+    def work(start, stop):
+        if start == 5:
+            raise ValueError("slice 5")
+    with pytest.raises(ValueError, match="slice 5"):
+        threads.parallel_batches(work, 10, 8)

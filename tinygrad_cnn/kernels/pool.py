@@ -1,20 +1,42 @@
 """The pooling kernels: loops over the KH*KW kernel offsets, never over output positions.
 
 Each offset is one contiguous "wide" view of the input split by stride phase (see
-`StridePhases`): results are computed on the wide grid and cropped to (OH, OW). Large
-batches are split across threads (`threads.parallel_batches`): these passes are memory
-bound and numpy releases the GIL in them. `ops/pool.py` registers the primitives built on
-these; `reference.py` holds the loops they must agree with. `padding` is (top, bottom,
-left, right), the extra bottom/right rows and columns of ceil_mode included.
+`StridePhases`): results are computed on the wide grid and cropped to (OH, OW). Every
+(N, C) plane is pooled on its own, so the kernels see (N*C, 1, H, W) and cut it into
+cache-sized slices of planes, run on the thread pool (`threads.parallel_batches`): these
+passes are memory bound and numpy releases the GIL in them. `ops/pool.py` registers the
+primitives built on these; `reference.py` holds the loops they must agree with. `padding`
+is (top, bottom, left, right), the extra bottom/right rows and columns of ceil_mode
+included.
 """
 
 from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from .threads import parallel_batches
 from .windows import StridePhases, output_size
+
+
+def _over_planes(kernel: Callable[..., Any]) -> Callable[..., Any]:
+    """Runs a pooling kernel on its 4-D array arguments seen as (N*C, 1, H, W), and gives
+    its results back as (N, C, ...): slices of planes can then be as small as a cache
+    holds, whatever the batch size."""
+    @functools.wraps(kernel)
+    def on_planes(*args: Any, **params: Any) -> Any:
+        n, c = args[0].shape[:2]
+        flat = [a.reshape((n * c, 1) + a.shape[2:]) if isinstance(a, np.ndarray) and a.ndim == 4
+                else a for a in args]
+        result = kernel(*flat, **params)
+        if isinstance(result, tuple):
+            return tuple(r.reshape((n, c) + r.shape[2:]) for r in result)
+        return result.reshape((n, c) + result.shape[2:])
+    return on_planes
 
 
 def _offsets(kernel: tuple[int, int]) -> list[tuple[int, int, int]]:
@@ -104,6 +126,7 @@ def _first_real_wins_empty_windows(best: np.ndarray, winner: np.ndarray,
 
 
 
+@_over_planes
 def max_pool_forward(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int],
                      padding: tuple[int, int, int, int], dilation: tuple[int, int]
                      ) -> tuple[np.ndarray, np.ndarray]:
@@ -116,7 +139,7 @@ def max_pool_forward(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, 
     def work(start: int, stop: int) -> None:
         out[start:stop], winner[start:stop] = _max_pool_chunk(x[start:stop], kernel, stride,
                                                               padding, dilation)
-    parallel_batches(work, len(x), x[:1].size)
+    parallel_batches(work, len(x), x[:1].nbytes)
     return out, winner
 
 
@@ -130,6 +153,7 @@ def _route(out: np.ndarray, values: np.ndarray, won: np.ndarray, finite: bool) -
         np.copyto(out, values, where=won)
 
 
+@_over_planes
 def max_pool_scatter(g: np.ndarray, winner: np.ndarray, input_hw: tuple[int, int],
                      kernel: tuple[int, int], stride: tuple[int, int],
                      padding: tuple[int, int, int, int], dilation: tuple[int, int]
@@ -145,7 +169,7 @@ def max_pool_scatter(g: np.ndarray, winner: np.ndarray, input_hw: tuple[int, int
             tiles = _tiles(part, kernel, winner.shape[2:])
             for k, i, j in _offsets(kernel):
                 _route(tiles[:, :, :, i, :, j], g[start:stop], winner[start:stop] == k, finite)
-        parallel_batches(tiled, len(g), out[:1].size)
+        parallel_batches(tiled, len(g), out[:1].nbytes)
         return out
 
     def work(start: int, stop: int) -> None:
@@ -159,10 +183,11 @@ def max_pool_scatter(g: np.ndarray, winner: np.ndarray, input_hw: tuple[int, int
             view = phases.wide_view(i, j, dilation)
             view += routed
         out[start:stop] = phases.unpadded()
-    parallel_batches(work, len(g), out[:1].size)
+    parallel_batches(work, len(g), out[:1].nbytes)
     return out
 
 
+@_over_planes
 def max_pool_gather(u: np.ndarray, winner: np.ndarray, kernel: tuple[int, int],
                     stride: tuple[int, int], padding: tuple[int, int, int, int],
                     dilation: tuple[int, int]) -> np.ndarray:
@@ -176,7 +201,7 @@ def max_pool_gather(u: np.ndarray, winner: np.ndarray, kernel: tuple[int, int],
             for k, i, j in _offsets(kernel):
                 _route(picked, tiles[:, :, :, i, :, j], winner[start:stop] == k, finite)
                 out[start:stop] += picked
-        parallel_batches(tiled, len(u), u[:1].size)
+        parallel_batches(tiled, len(u), u[:1].nbytes)
         return out
 
     def work(start: int, stop: int) -> None:
@@ -188,10 +213,11 @@ def max_pool_gather(u: np.ndarray, winner: np.ndarray, kernel: tuple[int, int],
             _route(picked, phases.wide_view(i, j, dilation), winner_wide == k, finite)
             total += picked
         out[start:stop] = total[:, :, :winner.shape[2], :winner.shape[3]]
-    parallel_batches(work, len(u), u[:1].size)
+    parallel_batches(work, len(u), u[:1].nbytes)
     return out
 
 
+@_over_planes
 def avg_pool_forward(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int],
                      padding: tuple[int, int, int, int], divisor: float | np.ndarray
                      ) -> np.ndarray:
@@ -206,7 +232,7 @@ def avg_pool_forward(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, 
             for _, i, j in _offsets(kernel)[1:]:
                 part += tiles[:, :, :, i, :, j]
             part /= divisor
-        parallel_batches(tiled, len(x), x[:1].size)
+        parallel_batches(tiled, len(x), x[:1].nbytes)
         return out
 
     def work(start: int, stop: int) -> None:
@@ -215,10 +241,11 @@ def avg_pool_forward(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, 
         for _, i, j in _offsets(kernel)[1:]:
             total += phases.wide_view(i, j, (1, 1))
         np.divide(total[:, :, :out_h, :out_w], divisor, out=out[start:stop])
-    parallel_batches(work, len(x), x[:1].size)
+    parallel_batches(work, len(x), x[:1].nbytes)
     return out
 
 
+@_over_planes
 def avg_pool_spread(g: np.ndarray, input_hw: tuple[int, int], kernel: tuple[int, int],
                     stride: tuple[int, int], padding: tuple[int, int, int, int],
                     divisor: float | np.ndarray) -> np.ndarray:
@@ -233,7 +260,7 @@ def avg_pool_spread(g: np.ndarray, input_hw: tuple[int, int], kernel: tuple[int,
             tiles = _tiles(part, kernel, g.shape[2:])
             for _, i, j in _offsets(kernel):
                 tiles[:, :, :, i, :, j] = share
-        parallel_batches(tiled, len(g), out[:1].size)
+        parallel_batches(tiled, len(g), out[:1].nbytes)
         return out
 
     def work(start: int, stop: int) -> None:
@@ -244,5 +271,5 @@ def avg_pool_spread(g: np.ndarray, input_hw: tuple[int, int], kernel: tuple[int,
             view = phases.wide_view(i, j, (1, 1))
             view += share
         out[start:stop] = phases.unpadded()
-    parallel_batches(work, len(g), out[:1].size)
+    parallel_batches(work, len(g), out[:1].nbytes)
     return out

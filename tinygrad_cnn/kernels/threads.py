@@ -1,7 +1,10 @@
-"""Both cores for memory-bound passes: batch chunks on a small thread pool.
+"""Both cores for memory-bound passes: cache-sized slices on a small thread pool.
 
 numpy releases the GIL in copies and ufunc loops on large arrays, so pooling passes split
-by batch run on every core, as PyTorch's do. BLAS products are left to BLAS's own threads.
+into slices run on every core, as PyTorch's do. A slice is small enough (`SLICE_BYTES`)
+that the several passes a pooling kernel makes over it stay in a core's cache, instead
+of streaming the whole batch from memory once per kernel offset (twice as fast, float32
+and float64, on this machine). BLAS products are left to BLAS's own threads.
 The pool is sized from the cores this process may use; ``TINYGRAD_CNN_THREADS=1`` turns it
 off (any other number sets its size). Work buffers (`scratch`) are per thread.
 """
@@ -12,9 +15,10 @@ import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-__all__ = ["parallel_batches", "thread_count", "MIN_ELEMENTS"]
+__all__ = ["parallel_batches", "thread_count", "MIN_BYTES", "SLICE_BYTES"]
 
-MIN_ELEMENTS = 1 << 20   # below this many elements in all, threads cost more than they save
+MIN_BYTES = 1 << 22      # below this many bytes in all, threads cost more than they save
+SLICE_BYTES = 1 << 22    # input bytes per slice: its passes stay in a core's L2 cache
 _pool: ThreadPoolExecutor | None = None
 _pool_pid = 0            # a forked child has none of its parent's threads: it makes its own
 
@@ -35,15 +39,15 @@ def _executor(workers: int) -> ThreadPoolExecutor:
     return _pool
 
 
-def parallel_batches(work: Callable[[int, int], None], n: int, per_item: int) -> None:
-    """work(start, stop) over batch slices covering 0 .. n: one call on this thread when
-    the job is small or there is one core, else one slice per thread."""
-    workers = min(thread_count(), n)
-    if workers <= 1 or n * per_item < MIN_ELEMENTS:
-        work(0, n)
+def parallel_batches(work: Callable[[int, int], None], n: int, item_bytes: int) -> None:
+    """work(start, stop) over slices covering items 0 .. n, about `SLICE_BYTES` each: on
+    this thread when the job is small or there is one core, else on the pool."""
+    step = max(1, SLICE_BYTES // max(item_bytes, 1))
+    slices = [(start, min(start + step, n)) for start in range(0, n, step)]
+    workers = min(thread_count(), len(slices))
+    if workers <= 1 or n * item_bytes < MIN_BYTES:
+        for start, stop in slices:
+            work(start, stop)
         return
-    bounds = [n * k // workers for k in range(workers + 1)]
-    futures = [_executor(workers).submit(work, a, b) for a, b in zip(bounds, bounds[1:])
-               if b > a]
-    for future in futures:
-        future.result()
+    for _ in _executor(workers).map(lambda bounds: work(*bounds), slices):
+        pass   # re-raises the first exception of a slice
