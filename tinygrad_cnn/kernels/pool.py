@@ -12,10 +12,6 @@ included.
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
-from typing import Any
-
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
@@ -23,20 +19,11 @@ from .threads import parallel_batches
 from .windows import StridePhases, output_size
 
 
-def _over_planes(kernel: Callable[..., Any]) -> Callable[..., Any]:
-    """Runs a pooling kernel on its 4-D array arguments seen as (N*C, 1, H, W), and gives
-    its results back as (N, C, ...): slices of planes can then be as small as a cache
-    holds, whatever the batch size."""
-    @functools.wraps(kernel)
-    def on_planes(*args: Any, **params: Any) -> Any:
-        n, c = args[0].shape[:2]
-        flat = [a.reshape((n * c, 1) + a.shape[2:]) if isinstance(a, np.ndarray) and a.ndim == 4
-                else a for a in args]
-        result = kernel(*flat, **params)
-        if isinstance(result, tuple):
-            return tuple(r.reshape((n, c) + r.shape[2:]) for r in result)
-        return result.reshape((n, c) + result.shape[2:])
-    return on_planes
+def _planes(array: np.ndarray) -> np.ndarray:
+    """(N, C, H, W) as (N*C, 1, H, W): every plane is pooled on its own, so slices of
+    planes can be as small as a cache holds, whatever the batch size. A view of a
+    C-contiguous array (outputs are written through it), a copy of any other."""
+    return array.reshape((array.shape[0] * array.shape[1], 1) + array.shape[2:])
 
 
 def _offsets(kernel: tuple[int, int]) -> list[tuple[int, int, int]]:
@@ -126,7 +113,6 @@ def _first_real_wins_empty_windows(best: np.ndarray, winner: np.ndarray,
 
 
 
-@_over_planes
 def max_pool_forward(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int],
                      padding: tuple[int, int, int, int], dilation: tuple[int, int]
                      ) -> tuple[np.ndarray, np.ndarray]:
@@ -135,11 +121,12 @@ def max_pool_forward(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, 
     out_hw = _out_hw(*x.shape[2:], kernel, stride, padding, dilation)
     out = np.empty(x.shape[:2] + out_hw, x.dtype)
     winner = np.empty(out.shape, np.uint8 if kernel[0] * kernel[1] <= 255 else np.int32)
+    x_planes, out_planes, winner_planes = _planes(x), _planes(out), _planes(winner)
 
     def work(start: int, stop: int) -> None:
-        out[start:stop], winner[start:stop] = _max_pool_chunk(x[start:stop], kernel, stride,
-                                                              padding, dilation)
-    parallel_batches(work, len(x), x[:1].nbytes)
+        out_planes[start:stop], winner_planes[start:stop] = _max_pool_chunk(
+            x_planes[start:stop], kernel, stride, padding, dilation)
+    parallel_batches(work, len(x_planes), x_planes[:1].nbytes)
     return out, winner
 
 
@@ -153,15 +140,15 @@ def _route(out: np.ndarray, values: np.ndarray, won: np.ndarray, finite: bool) -
         np.copyto(out, values, where=won)
 
 
-@_over_planes
 def max_pool_scatter(g: np.ndarray, winner: np.ndarray, input_hw: tuple[int, int],
                      kernel: tuple[int, int], stride: tuple[int, int],
                      padding: tuple[int, int, int, int], dilation: tuple[int, int]
                      ) -> np.ndarray:
     """(N, C, OH, OW) -> (N, C, H, W): each value added at its window's winning element,
     and only there (an inf or NaN in g never reaches the other elements)."""
-    out = np.empty(g.shape[:2] + tuple(input_hw), g.dtype)
+    result = np.empty(g.shape[:2] + tuple(input_hw), g.dtype)
     finite = bool(np.isfinite(np.sum(g)))   # any inf or NaN makes the sum non-finite
+    g, winner, out = _planes(g), _planes(winner), _planes(result)
     if _tiled(kernel, stride, padding, dilation):   # each element in at most one window
         def tiled(start: int, stop: int) -> None:
             part = out[start:stop]
@@ -170,7 +157,7 @@ def max_pool_scatter(g: np.ndarray, winner: np.ndarray, input_hw: tuple[int, int
             for k, i, j in _offsets(kernel):
                 _route(tiles[:, :, :, i, :, j], g[start:stop], winner[start:stop] == k, finite)
         parallel_batches(tiled, len(g), out[:1].nbytes)
-        return out
+        return result
 
     def work(start: int, stop: int) -> None:
         chunk = g[start:stop]
@@ -184,16 +171,16 @@ def max_pool_scatter(g: np.ndarray, winner: np.ndarray, input_hw: tuple[int, int
             view += routed
         out[start:stop] = phases.unpadded()
     parallel_batches(work, len(g), out[:1].nbytes)
-    return out
+    return result
 
 
-@_over_planes
 def max_pool_gather(u: np.ndarray, winner: np.ndarray, kernel: tuple[int, int],
                     stride: tuple[int, int], padding: tuple[int, int, int, int],
                     dilation: tuple[int, int]) -> np.ndarray:
     """(N, C, H, W) -> (N, C, OH, OW): each window's value at its winning element."""
-    out = np.zeros(winner.shape, u.dtype)
+    result = np.zeros(winner.shape, u.dtype)
     finite = bool(np.isfinite(np.sum(u)))
+    u, winner, out = _planes(u), _planes(winner), _planes(result)
     if _tiled(kernel, stride, padding, dilation):
         def tiled(start: int, stop: int) -> None:
             tiles = _tiles(u[start:stop], kernel, winner.shape[2:])
@@ -202,7 +189,7 @@ def max_pool_gather(u: np.ndarray, winner: np.ndarray, kernel: tuple[int, int],
                 _route(picked, tiles[:, :, :, i, :, j], winner[start:stop] == k, finite)
                 out[start:stop] += picked
         parallel_batches(tiled, len(u), u[:1].nbytes)
-        return out
+        return result
 
     def work(start: int, stop: int) -> None:
         phases = StridePhases.of(u[start:stop], padding, stride)
@@ -214,17 +201,17 @@ def max_pool_gather(u: np.ndarray, winner: np.ndarray, kernel: tuple[int, int],
             total += picked
         out[start:stop] = total[:, :, :winner.shape[2], :winner.shape[3]]
     parallel_batches(work, len(u), u[:1].nbytes)
-    return out
+    return result
 
 
-@_over_planes
 def avg_pool_forward(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int],
                      padding: tuple[int, int, int, int], divisor: float | np.ndarray
                      ) -> np.ndarray:
     """(N, C, H, W) -> window sums / divisor, (N, C, OH, OW); divisor is a scalar or (OH, OW)."""
     out_h, out_w = _out_hw(*x.shape[2:], kernel, stride, padding, (1, 1))
-    out = np.empty(x.shape[:2] + (out_h, out_w), x.dtype)
+    result = np.empty(x.shape[:2] + (out_h, out_w), x.dtype)
     divisor = np.asarray(divisor, dtype=x.dtype)
+    x, out = _planes(x), _planes(result)
     if _tiled(kernel, stride, padding, (1, 1)):
         def tiled(start: int, stop: int) -> None:
             tiles, part = _tiles(x[start:stop], kernel, (out_h, out_w)), out[start:stop]
@@ -233,7 +220,7 @@ def avg_pool_forward(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, 
                 part += tiles[:, :, :, i, :, j]
             part /= divisor
         parallel_batches(tiled, len(x), x[:1].nbytes)
-        return out
+        return result
 
     def work(start: int, stop: int) -> None:
         phases = StridePhases.of(x[start:stop], padding, stride)
@@ -242,16 +229,16 @@ def avg_pool_forward(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, 
             total += phases.wide_view(i, j, (1, 1))
         np.divide(total[:, :, :out_h, :out_w], divisor, out=out[start:stop])
     parallel_batches(work, len(x), x[:1].nbytes)
-    return out
+    return result
 
 
-@_over_planes
 def avg_pool_spread(g: np.ndarray, input_hw: tuple[int, int], kernel: tuple[int, int],
                     stride: tuple[int, int], padding: tuple[int, int, int, int],
                     divisor: float | np.ndarray) -> np.ndarray:
     """(N, C, OH, OW) -> (N, C, H, W): g / divisor added over each window (the adjoint)."""
-    out = np.empty(g.shape[:2] + tuple(input_hw), g.dtype)
+    result = np.empty(g.shape[:2] + tuple(input_hw), g.dtype)
     divisor = np.asarray(divisor, dtype=g.dtype)
+    g, out = _planes(g), _planes(result)
     if _tiled(kernel, stride, padding, (1, 1)):   # each element in at most one window
         def tiled(start: int, stop: int) -> None:
             part = out[start:stop]
@@ -261,7 +248,7 @@ def avg_pool_spread(g: np.ndarray, input_hw: tuple[int, int], kernel: tuple[int,
             for _, i, j in _offsets(kernel):
                 tiles[:, :, :, i, :, j] = share
         parallel_batches(tiled, len(g), out[:1].nbytes)
-        return out
+        return result
 
     def work(start: int, stop: int) -> None:
         chunk = g[start:stop]
@@ -272,4 +259,4 @@ def avg_pool_spread(g: np.ndarray, input_hw: tuple[int, int], kernel: tuple[int,
             view += share
         out[start:stop] = phases.unpadded()
     parallel_batches(work, len(g), out[:1].nbytes)
-    return out
+    return result
