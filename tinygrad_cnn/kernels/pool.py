@@ -38,10 +38,19 @@ def _out_hw(h: int, w: int, kernel: tuple[int, int], stride: tuple[int, int],
 
 def _tiles(array: np.ndarray, kernel: tuple[int, int], out_hw: tuple[int, int]) -> np.ndarray:
     """Non-overlapping windows (stride = kernel, no padding, no dilation) as a writable view
-    (N, C, OH, KH, OW, KW): element [n, c, r, i, q, j] is array[n, c, r*KH + i, q*KW + j]."""
+    (KH, KW, N, C, OH, OW): element [i, j, n, c, r, q] is array[n, c, r*KH + i, q*KW + j]."""
     sn, sc, sh, sw = array.strides
-    return as_strided(array, array.shape[:2] + (out_hw[0], kernel[0], out_hw[1], kernel[1]),
-                      (sn, sc, sh * kernel[0], sh, sw * kernel[1], sw))
+    return as_strided(array, kernel + array.shape[:2] + out_hw,
+                      (sh, sw, sn, sc, sh * kernel[0], sw * kernel[1]))
+
+
+def _split_tiles(array: np.ndarray, kernel: tuple[int, int], out_hw: tuple[int, int]
+                 ) -> np.ndarray:
+    """`_tiles` copied into one contiguous array: numpy runs its loops on contiguous
+    operands about ten times faster than on every KW-th element, so one strided copy
+    pays for itself when the offsets are read several times. (Writes are the other way
+    round: interleaving a contiguous array back costs more than writing each offset.)"""
+    return np.ascontiguousarray(_tiles(array, kernel, out_hw))
 
 
 def _tiled(kernel: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int, int, int],
@@ -62,10 +71,10 @@ def _max_pool_chunk(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, i
     """
     out_h, out_w = _out_hw(*x.shape[2:], kernel, stride, padding, dilation)
     if _tiled(kernel, stride, padding, dilation):
-        tiles = _tiles(x, kernel, (out_h, out_w))
+        tiles = _split_tiles(x, kernel, (out_h, out_w))
 
         def at(i: int, j: int) -> np.ndarray:
-            return tiles[:, :, :, i, :, j]
+            return tiles[i, j]
     else:
         phases = StridePhases.of(x, padding, stride, -np.inf)
 
@@ -87,7 +96,7 @@ def _max_pool_chunk(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, i
         np.multiply(better_as_number, winner.dtype.type(k), out=offset_if_better,
                     casting="unsafe")
         np.maximum(winner, offset_if_better, out=winner)
-    best, winner = best[:, :, :out_h, :out_w].copy(), winner[:, :, :out_h, :out_w].copy()
+    best, winner = best[:, :, :out_h, :out_w], winner[:, :, :out_h, :out_w]   # crop the wide grid
     if padding[0] or padding[2]:
         _first_real_wins_empty_windows(best, winner, kernel, stride, padding, dilation)
     return best, winner
@@ -155,7 +164,7 @@ def max_pool_scatter(g: np.ndarray, winner: np.ndarray, input_hw: tuple[int, int
             part.fill(0)
             tiles = _tiles(part, kernel, winner.shape[2:])
             for k, i, j in _offsets(kernel):
-                _route(tiles[:, :, :, i, :, j], g[start:stop], winner[start:stop] == k, finite)
+                _route(tiles[i, j], g[start:stop], winner[start:stop] == k, finite)
         parallel_batches(tiled, len(g), out[:1].nbytes)
         return result
 
@@ -183,10 +192,10 @@ def max_pool_gather(u: np.ndarray, winner: np.ndarray, kernel: tuple[int, int],
     u, winner, out = _planes(u), _planes(winner), _planes(result)
     if _tiled(kernel, stride, padding, dilation):
         def tiled(start: int, stop: int) -> None:
-            tiles = _tiles(u[start:stop], kernel, winner.shape[2:])
+            tiles = _split_tiles(u[start:stop], kernel, winner.shape[2:])
             picked = np.empty(out[start:stop].shape, u.dtype)
             for k, i, j in _offsets(kernel):
-                _route(picked, tiles[:, :, :, i, :, j], winner[start:stop] == k, finite)
+                _route(picked, tiles[i, j], winner[start:stop] == k, finite)
                 out[start:stop] += picked
         parallel_batches(tiled, len(u), u[:1].nbytes)
         return result
@@ -214,10 +223,10 @@ def avg_pool_forward(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, 
     x, out = _planes(x), _planes(result)
     if _tiled(kernel, stride, padding, (1, 1)):
         def tiled(start: int, stop: int) -> None:
-            tiles, part = _tiles(x[start:stop], kernel, (out_h, out_w)), out[start:stop]
-            np.copyto(part, tiles[:, :, :, 0, :, 0])
+            tiles, part = _split_tiles(x[start:stop], kernel, (out_h, out_w)), out[start:stop]
+            np.copyto(part, tiles[0, 0])
             for _, i, j in _offsets(kernel)[1:]:
-                part += tiles[:, :, :, i, :, j]
+                part += tiles[i, j]
             part /= divisor
         parallel_batches(tiled, len(x), x[:1].nbytes)
         return result
@@ -246,7 +255,7 @@ def avg_pool_spread(g: np.ndarray, input_hw: tuple[int, int], kernel: tuple[int,
             share = g[start:stop] / divisor
             tiles = _tiles(part, kernel, g.shape[2:])
             for _, i, j in _offsets(kernel):
-                tiles[:, :, :, i, :, j] = share
+                tiles[i, j] = share
         parallel_batches(tiled, len(g), out[:1].nbytes)
         return result
 
