@@ -53,6 +53,12 @@ def _split_tiles(array: np.ndarray, kernel: tuple[int, int], out_hw: tuple[int, 
     return np.ascontiguousarray(_tiles(array, kernel, out_hw))
 
 
+def _zero_untiled(out: np.ndarray, kernel: tuple[int, int], out_hw: tuple[int, int]) -> None:
+    """Zero the last rows and columns of `out` that no tile covers (H % KH, W % KW)."""
+    out[:, :, out_hw[0] * kernel[0]:] = 0
+    out[:, :, :, out_hw[1] * kernel[1]:] = 0
+
+
 def _tiled(kernel: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int, int, int],
            dilation: tuple[int, int]) -> bool:
     """Windows that tile the input (2x2/2 pooling, say): read and written in place, with
@@ -161,7 +167,7 @@ def max_pool_scatter(g: np.ndarray, winner: np.ndarray, input_hw: tuple[int, int
     if _tiled(kernel, stride, padding, dilation):   # each element in at most one window
         def tiled(start: int, stop: int) -> None:
             part = out[start:stop]
-            part.fill(0)
+            _zero_untiled(part, kernel, winner.shape[2:])   # the tiles are all written
             tiles = _tiles(part, kernel, winner.shape[2:])
             for k, i, j in _offsets(kernel):
                 _route(tiles[i, j], g[start:stop], winner[start:stop] == k, finite)
@@ -251,7 +257,7 @@ def avg_pool_spread(g: np.ndarray, input_hw: tuple[int, int], kernel: tuple[int,
     if _tiled(kernel, stride, padding, (1, 1)):   # each element in at most one window
         def tiled(start: int, stop: int) -> None:
             part = out[start:stop]
-            part.fill(0)
+            _zero_untiled(part, kernel, g.shape[2:])   # the tiles are all written
             share = g[start:stop] / divisor
             tiles = _tiles(part, kernel, g.shape[2:])
             for _, i, j in _offsets(kernel):
