@@ -229,10 +229,15 @@ def avg_pool_forward(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, 
     x, out = _planes(x), _planes(result)
     if _tiled(kernel, stride, padding, (1, 1)):
         def tiled(start: int, stop: int) -> None:
-            tiles, part = _split_tiles(x[start:stop], kernel, (out_h, out_w)), out[start:stop]
-            np.copyto(part, tiles[0, 0])
-            for _, i, j in _offsets(kernel)[1:]:
-                part += tiles[i, j]
+            # rows first (whole rows, read contiguously), then every KW-th column of their
+            # sums: KH + KW - 2 additions on shrinking arrays instead of KH*KW - 1
+            (kh, kw), chunk, part = kernel, x[start:stop], out[start:stop]
+            rows = chunk[:, :, 0:out_h * kh:kh].copy()
+            for i in range(1, kh):
+                rows += chunk[:, :, i:out_h * kh:kh]
+            np.copyto(part, rows[..., 0:out_w * kw:kw])
+            for j in range(1, kw):
+                part += rows[..., j:out_w * kw:kw]
             part /= divisor
         parallel_batches(tiled, len(x), x[:1].nbytes)
         return result
