@@ -14,13 +14,18 @@ from numpy.lib.stride_tricks import as_strided
 from . import scratch
 from .windows import StridePhases, col2im_add, output_size, pad_spatial, window_view
 
-CHUNK_ELEMENTS = 1 << 22  # im2col buffer size per batch chunk: cache-friendly, little memory
+CHUNK_BYTES = 4 << 20        # im2col columns per batch chunk: they stay in cache for the product
+WHOLE_BATCH_BYTES = 8 << 20  # up to this, one chunk: its columns are kept for the weight grad
 
 
 # ----------------------------------------------------------------------------- numpy kernels
-def _chunks(n: int, per_item: int) -> tuple[range, int]:
-    """Batch chunk starts and size so that one chunk's im2col buffer stays small."""
-    step = max(1, CHUNK_ELEMENTS // max(per_item, 1))
+def _chunks(n: int, per_item: int, itemsize: int) -> tuple[range, int]:
+    """Batch chunk starts and size so that one chunk's columns (`per_item` elements of
+    `itemsize` bytes per image) stay about `CHUNK_BYTES`, or the whole batch when its
+    columns are at most `WHOLE_BATCH_BYTES` (the forward then keeps them for backward)."""
+    item_bytes = max(per_item * itemsize, 1)
+    step = max(n, 1) if n * item_bytes <= WHOLE_BATCH_BYTES else \
+        max(1, CHUNK_BYTES // item_bytes)
     return range(0, n, step), step
 
 
@@ -49,7 +54,7 @@ class _Im2col:
         self.wide = stride == (1, 1)
         self.width = padded_hw[1] if self.wide else self.out_hw[1]
         self.starts, self.step = _chunks(n, c * kernel[0] * kernel[1] * self.out_hw[0]
-                                         * self.width)
+                                         * self.width, x.dtype.itemsize)
         batch = min(self.step, n)
         spare_row = 1 if self.wide else 0  # wide runs of the last row read one row past
         self.padded = scratch.take("im2col.padded", (batch, c, padded_hw[0] + spare_row,
@@ -214,7 +219,7 @@ def _col2im_input_grad(g: np.ndarray, w: np.ndarray, input_hw: tuple[int, int],
     c = cg * groups
     weight_t = w.reshape(groups, f // groups, cg * kh * kw).swapaxes(-1, -2)
     dx = np.empty((n, c) + tuple(input_hw), dtype=np.result_type(g, w))
-    starts, step = _chunks(n, c * kh * kw * oh * ow)
+    starts, step = _chunks(n, c * kh * kw * oh * ow, dx.dtype.itemsize)
     for start in starts:
         grad = grad_columns(g[start:start + step], groups, ow)
         b = grad.shape[-1] // (oh * ow)
@@ -247,7 +252,7 @@ def _overlap_add_input_grad(g: np.ndarray, w: np.ndarray, input_hw: tuple[int, i
     hp, wp = input_hw[0] + padding[0] + padding[1], input_hw[1] + padding[2] + padding[3]
     weight_t = w.reshape(groups, f // groups, cg * kh * kw).swapaxes(-1, -2)
     dx = np.empty((n, c) + tuple(input_hw), dtype=np.result_type(g, w))
-    starts, step = _chunks(n, c * kh * kw * hp * wp)
+    starts, step = _chunks(n, c * kh * kw * hp * wp, dx.dtype.itemsize)
     for start in starts:
         chunk = g[start:start + step]
         b = len(chunk)
