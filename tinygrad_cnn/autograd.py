@@ -168,7 +168,6 @@ class Function:
             first, second = inputs
             recording = (first.requires_grad or second.requires_grad) and _mode.enabled
             ctx = Context(cls, inputs, _NO_PARAMS, recording)   # one object fewer for the GC
-            arrays = (first.data, second.data)
             out = cls.forward(ctx, first.data, second.data)
         else:
             tensors, requires_grad = [], False
@@ -178,14 +177,13 @@ class Function:
                 requires_grad = requires_grad or tensor.requires_grad
                 tensors.append(tensor)
             inputs = tuple(tensors)
-            arrays = tuple([t.data for t in tensors])
             ctx = Context(cls, inputs, params, requires_grad and _mode.enabled)
             recording = ctx.recording
-            out = cls.forward(ctx, *arrays, **params)
+            out = cls.forward(ctx, *[t.data for t in tensors], **params)
         if not isinstance(out, _ndarray):
             out = np.asarray(out)
         if _debug.active:
-            trace.on_forward(ctx, arrays, out)
+            trace.on_forward(ctx, [t.data for t in inputs], out)
         if recording and out.dtype.kind == "f":
             result = _make_tensor(out, True, ctx)
             ctx._output = _weak(result)
@@ -288,9 +286,14 @@ def _run_backward(nodes: list[Context], roots: Sequence[Tensor],
             if output.retains_grad:
                 kept = owned.take(g, create_graph)
                 output.grad = kept if output.grad is None else output.grad + kept
-            input_grads = _node_backward(node, g, anomaly)
+            if anomaly or node.released:
+                input_grads = _node_backward(node, g, anomaly)
+            else:   # the common case inline: a call fewer per node
+                input_grads = node.fn.backward(node, g)
+                if input_grads.__class__ is not tuple or len(input_grads) != len(node.inputs):
+                    _check_input_grads(node, input_grads)
             if not retain_graph:
-                node.release()
+                node.saved, node.released = None, True   # node.release(), inline
             for tensor, input_grad in zip(node.inputs, input_grads):
                 if input_grad is None or not tensor.requires_grad:
                     continue
@@ -318,8 +321,7 @@ def _node_backward(node: Context, g: Tensor, anomaly: bool) -> tuple:
                            "first one")
     if not anomaly:
         input_grads = node.fn.backward(node, g)
-        if input_grads.__class__ is not tuple or len(input_grads) != len(node.inputs):
-            _check_input_grads(node, input_grads)
+        _check_input_grads(node, input_grads)
         return input_grads
     with trace.backward_formula():
         input_grads = node.fn.backward(node, g)
