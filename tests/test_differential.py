@@ -170,6 +170,38 @@ def test_conv2d(examples):
     run(prop, examples)
 
 
+def compare_with_specials(ours_fn, torch_fn, arrays: list[np.ndarray], where: int,
+                          seed: int) -> None:
+    """Forward and first order with inf, -inf and NaN put into arrays[where] or, for
+    where == len(arrays), into the upstream gradient."""
+    rng = np.random.default_rng(seed)
+    upstream = rng.standard_normal(torch_fn(*map(torch.tensor, arrays)).shape)
+    target = (arrays + [upstream])[where]
+    specials = rng.choice([np.inf, -np.inf, np.nan], size=target.shape)
+    np.copyto(target, specials, where=rng.random(target.shape) < 0.15)
+    ours_in = [Tensor(a, requires_grad=True) for a in arrays]
+    theirs_in = [torch.tensor(a, requires_grad=True) for a in arrays]
+    out, expected = ours_fn(*ours_in), torch_fn(*theirs_in)
+    assert_close(out.data, expected.detach().numpy(), "forward")
+    ours = tg.grad_of(out, ours_in, upstream)
+    theirs = torch.autograd.grad(expected, theirs_in, torch.tensor(upstream))
+    for k, (a, b) in enumerate(zip(ours, theirs)):
+        assert_close(a.data, b.numpy(), f"gradient of input {k} (specials in {where})")
+
+
+@pytest.mark.parametrize("examples", EXAMPLES)
+def test_conv2d_with_inf_and_nan_values(examples):
+    """inf and NaN in the input, the weights or the upstream gradient reach exactly the
+    elements they reach in PyTorch: the garbage columns of wide im2col and the zeros of
+    the padding are never multiplied into a result."""
+    @given(conv_cases(), st.integers(0, 2), st.integers(0, 2**16))
+    def prop(case, where, seed):
+        x, _, weight, _, options = case
+        compare_with_specials(lambda *t: F.conv2d(*t, **options),
+                              lambda *t: TF.conv2d(*t, **options), [x, weight], where, seed)
+    run(prop, examples)
+
+
 @st.composite
 def conv_transpose_cases(draw):
     groups = draw(st.sampled_from([1, 2]))
@@ -198,6 +230,17 @@ def test_conv_transpose2d(examples):
         x, weight, bias, options = case
         compare(lambda *t: F.conv_transpose2d(*t, **options),
                 lambda *t: TF.conv_transpose2d(*t, **options), [x, weight, bias], seed)
+    run(prop, examples)
+
+
+@pytest.mark.parametrize("examples", EXAMPLES)
+def test_conv_transpose2d_with_inf_and_nan_values(examples):
+    @given(conv_transpose_cases(), st.integers(0, 2), st.integers(0, 2**16))
+    def prop(case, where, seed):
+        x, weight, _, options = case
+        compare_with_specials(lambda *t: F.conv_transpose2d(*t, **options),
+                              lambda *t: TF.conv_transpose2d(*t, **options), [x, weight],
+                              where, seed)
     run(prop, examples)
 
 

@@ -9,7 +9,7 @@ import pytest
 
 import tinygrad_cnn as tg
 import tinygrad_cnn.functional as F
-from tinygrad_cnn import Function, Tensor, data, optim
+from tinygrad_cnn import Function, Tensor, data, optim, reference
 
 rng = np.random.default_rng(0)
 
@@ -363,3 +363,24 @@ def test_more_bad_input_gets_clear_errors(tmp_path):
         tg.to_dot(Tensor(np.ones(2), requires_grad=True).sum(), check=5)
     with pytest.raises(TypeError, match="input 0 is a ndarray, not a Tensor"):
         tg.grad_of(Tensor(np.ones(2), requires_grad=True).sum(), [np.ones(2)])
+
+
+@pytest.mark.parametrize("where", ["x", "weight"])
+@pytest.mark.parametrize("padding", [0, 1, 2])
+def test_conv2d_inf_reaches_only_the_elements_it_touches(where, padding):
+    """An inf in the input must not turn the weight gradient NaN through the garbage
+    columns of wide im2col, nor an inf weight the input gradient through the padding."""
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal((2, 3, 6, 7)), rng.standard_normal((4, 3, 3, 3))
+    if where == "x":
+        x[1, 2, 3, 6] = np.inf            # the last column: wide rows wrap past it
+    else:
+        w[1, 2, 0, 0] = np.inf
+    upstream = rng.standard_normal((2, 4, 4 + 2 * padding, 5 + 2 * padding))
+    X, W = Tensor(x, requires_grad=True), Tensor(w, requires_grad=True)
+    dx, dw = tg.grad_of(F.conv2d(X, W, padding=padding), [X, W], upstream)
+    pads = (padding,) * 4
+    expected_dx, expected_dw, _ = reference.conv_backward_naive(upstream, x, w, (1, 1), pads)
+    np.testing.assert_allclose(dx.data, expected_dx, rtol=1e-12)   # NaN and inf where they are
+    np.testing.assert_allclose(dw.data, expected_dw, rtol=1e-12)
+    assert np.isfinite(dw.data if where == "x" else dx.data).any()   # not all NaN

@@ -130,6 +130,11 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, stride: tuple[int, int],
     return out
 
 
+def _all_finite(array: np.ndarray) -> bool:
+    """No inf or NaN (one summing pass; a sum that overflows only answers False)."""
+    return bool(np.isfinite(np.sum(array)))
+
+
 def _product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """a @ b into a work buffer (see `scratch`)."""
     out = scratch.take("conv.product", a.shape[:-1] + b.shape[-1:], np.result_type(a, b))
@@ -148,9 +153,14 @@ def conv2d_weight_grad(x: np.ndarray, g: np.ndarray, kernel: tuple[int, int],
     f = g.shape[1]
     kh, kw = kernel
     im2col = _Im2col(x, kernel, stride, padding, dilation)
+    # wide columns hold input values in their garbage positions, weighted by a zero
+    # gradient: an inf or NaN there would make 0 * inf = NaN, so they are zeroed first
+    garbage = im2col.width > im2col.out_hw[1] and not _all_finite(x)
     total = np.zeros((groups, c // groups * kh * kw, f // groups), dtype=np.result_type(x, g))
     for start in im2col.starts:
         cols = columns if columns is not None else im2col.chunk(start)
+        if garbage:
+            cols.reshape(cols.shape[0], -1, im2col.width)[..., im2col.out_hw[1]:] = 0
         grad = im2col.grad_columns(g[start:start + im2col.step], groups)
         # (G, C/G*KH*KW, B*OH*width) @ (G, B*OH*width, F/G), summed over chunks
         total += _long_product(cols.reshape(groups, -1, cols.shape[1]), grad.swapaxes(-1, -2))
@@ -193,7 +203,9 @@ def conv2d_input_grad(g: np.ndarray, w: np.ndarray, input_hw: tuple[int, int],
                 dilation[1] * (kw - 1) - padding[2], dilation[1] * (kw - 1) - padding[3])
     exact = (oh + full_pad[0] + full_pad[1] - dilation[0] * (kh - 1),
              ow + full_pad[2] + full_pad[3] - dilation[1] * (kw - 1)) == tuple(input_hw)
-    if stride != (1, 1) or not exact:
+    if stride != (1, 1) or not exact or not _all_finite(w):
+        # (the two routes below multiply the weights by zeros where g is padded: with an
+        # inf or NaN weight, 0 * inf = NaN would reach elements it does not touch)
         return _col2im_input_grad(g, w, input_hw, stride, padding, dilation, groups)
     if min(full_pad) >= 0 and f * input_hw[0] * input_hw[1] <= cg * groups * oh * ow:
         return conv2d_forward(g, _flip_kernel(w, groups), (1, 1), full_pad, dilation, groups)
@@ -230,7 +242,7 @@ def _col2im_input_grad(g: np.ndarray, w: np.ndarray, input_hw: tuple[int, int],
             for j in range(kw):
                 view = phases.wide_view(i, j, dilation)[:, :, :oh, :ow]
                 view += cols[:, i, j]
-        dx[start:start + b] = phases.unpadded().transpose(1, 0, 2, 3)
+        phases.unpadded(out=dx[start:start + b].transpose(1, 0, 2, 3))
     return dx
 
 

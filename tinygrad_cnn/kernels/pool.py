@@ -184,7 +184,7 @@ def max_pool_scatter(g: np.ndarray, winner: np.ndarray, input_hw: tuple[int, int
             _route(routed, g_wide, winner_wide == k, finite)
             view = phases.wide_view(i, j, dilation)
             view += routed
-        out[start:stop] = phases.unpadded()
+        phases.unpadded(out=out[start:stop])
     parallel_batches(work, len(g), out[:1].nbytes)
     return result
 
@@ -277,6 +277,6 @@ def avg_pool_spread(g: np.ndarray, input_hw: tuple[int, int], kernel: tuple[int,
         for _, i, j in _offsets(kernel):
             view = phases.wide_view(i, j, (1, 1))
             view += share
-        out[start:stop] = phases.unpadded()
+        phases.unpadded(out=out[start:stop])
     parallel_batches(work, len(g), out[:1].nbytes)
     return result

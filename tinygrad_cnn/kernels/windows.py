@@ -113,9 +113,11 @@ class StridePhases:
         wide[:, :, :values.shape[2], :values.shape[3]] = values
         return wide
 
-    def unpadded(self) -> np.ndarray:
-        """The planes interleaved back into the unpadded (N, C, H, W) array."""
-        out = np.empty(self.plane_shape[:2] + self.hw, dtype=self.buffer.dtype)
+    def unpadded(self, out: np.ndarray | None = None) -> np.ndarray:
+        """The planes interleaved back into the unpadded (N, C, H, W) array (into `out`,
+        any view of that shape, when given)."""
+        if out is None:
+            out = np.empty(self.plane_shape[:2] + self.hw, dtype=self.buffer.dtype)
         for key, (plane_part, x_part) in self._parts().items():
             out[x_part] = self.planes[key][plane_part]
         return out
