@@ -7,7 +7,7 @@
     python benchmarks/bench_ops.py --quick    # fewer repeats, no textbook loops
 
 The bars (issue 11) hold for the --separate table: each framework alone in its own fresh
-processes, 3 alternating rounds, medians; conv cases at most 1.3x PyTorch, pooling at most
+processes, 5 alternating rounds, medians; conv cases at most 1.3x PyTorch, pooling at most
 1.2x, and every case at most 1.0x in float64. The interleaved table is kept for reference.
 
 float32, median of interleaved repeats (ours, then PyTorch's, alternately; PyTorch's idle
@@ -215,6 +215,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats, no loops")
     parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--rounds", type=int, default=5,
+                        help="alternating rounds of fresh processes with --separate")
     parser.add_argument("--separate", action="store_true",
                         help="time each framework alone in its own processes (no interleaving)")
     parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
@@ -236,9 +238,9 @@ def main() -> None:
         run_sweep(in_subprocess)
         return
     if args.separate:  # PyTorch alone keeps its default OpenMP wait policy
-        rows = separate_processes(repeats, rounds=3)
-        print(f"{args.dtype}, each framework alone in its own process, 3 rounds of {repeats} "
-              "repeats:")
+        rows = separate_processes(repeats, rounds=args.rounds)
+        print(f"{args.dtype}, each framework alone in its own process, {args.rounds} rounds of "
+              f"{repeats} repeats:")
         print_table(rows, None)
         return
     if args.memory != "ours" and args.framework != "ours":

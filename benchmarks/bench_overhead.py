@@ -68,6 +68,8 @@ def separate_runs(repeats: int, rounds: int = 3) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=21)
+    parser.add_argument("--rounds", type=int, default=5,
+                        help="alternating rounds of fresh processes with --separate")
     parser.add_argument("--separate", action="store_true",
                         help="each framework alone in fresh processes (the bar)")
     parser.add_argument("--alone", choices=["tinygrad_cnn", "torch"], help=argparse.SUPPRESS)
@@ -76,8 +78,8 @@ def main() -> None:
         print(json.dumps(alone(args.alone, args.repeats)))
         return
     if args.separate:
-        runs = separate_runs(args.repeats)
-        how = f"each framework alone, 3 rounds of {args.repeats} runs"
+        runs = separate_runs(args.repeats, args.rounds)
+        how = f"each framework alone, {args.rounds} rounds of {args.repeats} runs"
     else:
         torch = import_torch()
         runs = {"tinygrad_cnn": [], "torch": []}

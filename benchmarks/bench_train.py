@@ -6,7 +6,7 @@
 
 1. One LeNet-5 training step (forward, backward, Adam update) at batch 64 on 1x28x28,
    against the same step in PyTorch. With --separate each framework runs alone in fresh
-   processes, 3 alternating rounds, medians: bar at most 1.1x PyTorch. Without it, the
+   processes, 5 alternating rounds, medians: bar at most 1.1x PyTorch. Without it, the
    median of interleaved repeats in one process (for reference).
 2. The embedded 8x8 digits: LeNet-5 sized for 8x8, the `tinygrad-cnn train` defaults.
    Bar: at least 97% test accuracy in under 60 seconds.
@@ -140,6 +140,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mnist-dir", help="folder with t10k-images/labels-idx*-ubyte.gz")
     parser.add_argument("--repeats", type=int, default=50)
+    parser.add_argument("--rounds", type=int, default=5,
+                        help="alternating rounds of fresh processes with --separate")
     parser.add_argument("--separate", action="store_true",
                         help="time the step of each framework alone (the bar)")
     parser.add_argument("--step-alone", choices=["tinygrad_cnn", "torch"],
@@ -149,7 +151,7 @@ def main() -> None:
         print(step_alone(args.step_alone, args.repeats))
         return
     if args.separate:
-        separate_step_times(args.repeats)
+        separate_step_times(args.repeats, args.rounds)
         return
     step_times(args.repeats)
     digits()
