@@ -10,6 +10,7 @@ leaves (batch norm's running statistics) are part of the structure but never upd
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -85,7 +86,9 @@ class Optimizer:
                                                self.trained):
             if grad is not None and trained:
                 value = _array(param)
-                value[...] = self.update(value, grad.astype(value.dtype, copy=False), state)
+                new_value = self.update(value, grad.astype(value.dtype, copy=False), state)
+                if new_value is not value:   # (an update may work in place)
+                    value[...] = new_value
 
     def state_dict(self) -> dict:
         """The step count and each parameter's state (moments), as arrays: `data.save`
@@ -157,17 +160,35 @@ class Adam(Optimizer):
         self.betas, self.eps, self.weight_decay = betas, eps, weight_decay
 
     def update(self, value: np.ndarray, grad: np.ndarray, state: dict) -> np.ndarray:
+        """In place: p -= (lr / (1 - b1^t)) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)."""
         if self.weight_decay and self.decoupled:
-            value = value * (1 - self.lr * self.weight_decay)
+            value *= 1 - self.lr * self.weight_decay
         elif self.weight_decay:
             grad = grad + self.weight_decay * value
         beta1, beta2 = self.betas
         state["step"] = step = state.get("step", 0) + 1
-        state["m"] = m = beta1 * state.get("m", 0.0) + (1 - beta1) * grad
-        state["v"] = v = beta2 * state.get("v", 0.0) + (1 - beta2) * grad * grad
-        m_hat = m / (1 - beta1 ** step)
-        v_hat = v / (1 - beta2 ** step)
-        return value - self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
+        m, v = (_moment(state, key, value) for key in ("m", "v"))
+        m *= beta1
+        m += (1 - beta1) * grad
+        v *= beta2
+        v += (1 - beta2) * grad * grad
+        denominator = np.sqrt(v)
+        denominator /= math.sqrt(1 - beta2 ** step)
+        denominator += self.eps
+        step_size = self.lr / (1 - beta1 ** step)
+        value -= step_size * m / denominator
+        return value
+
+
+def _moment(state: dict, key: str, value: np.ndarray) -> np.ndarray:
+    """The moment array `key` of a parameter, of its shape and dtype (zeros at first)."""
+    moment = state.get(key)
+    if not isinstance(moment, np.ndarray) or moment.shape != value.shape or \
+            moment.dtype != value.dtype or not moment.flags.writeable:
+        moment = np.broadcast_to(np.asarray(0.0 if moment is None else moment,
+                                            dtype=value.dtype), value.shape).copy()
+        state[key] = moment
+    return moment
 
 
 class AdamW(Adam):
