@@ -330,6 +330,29 @@ def test_avg_pool2d(examples):
 
 
 @pytest.mark.parametrize("examples", EXAMPLES)
+def test_average_pools_unfold_and_fold_with_inf_and_nan_values(examples):
+    @given(pool_cases(max_pool=False), st.booleans(), st.integers(0, 1), st.integers(0, 2**16))
+    def prop(case, adaptive, where, seed):
+        x, _, options = case
+        if adaptive:
+            size = tuple(max(1, n // 2) for n in x.shape[2:])
+            ours, theirs = (lambda t: F.adaptive_avg_pool2d(t, size),
+                            lambda t: TF.adaptive_avg_pool2d(t, size))
+        else:
+            ours, theirs = (lambda t: F.avg_pool2d(t, **options),
+                            lambda t: TF.avg_pool2d(t, **options))
+        compare_with_specials(ours, theirs, [x.copy()], where, seed)
+        window = dict(kernel_size=options["kernel_size"], stride=options["stride"] or 1,
+                      padding=options["padding"])
+        compare_with_specials(lambda t: F.unfold(t, **window), lambda t: TF.unfold(t, **window),
+                              [x.copy()], where, seed)
+        cols, hw = TF.unfold(torch.tensor(x), **window).numpy(), x.shape[2:]
+        compare_with_specials(lambda t: F.fold(t, hw, **window),
+                              lambda t: TF.fold(t, hw, **window), [cols], where, seed)
+    run(prop, examples)
+
+
+@pytest.mark.parametrize("examples", EXAMPLES)
 def test_adaptive_avg_pool2d(examples):
     @given(st.tuples(st.integers(1, 2), st.integers(1, 2), st.integers(1, 7),
                      st.integers(1, 7)), pairs, st.data(), st.integers(0, 2**16))
