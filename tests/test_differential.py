@@ -447,6 +447,23 @@ def test_binary_ops_with_broadcasting(examples):
 
 
 @pytest.mark.parametrize("examples", EXAMPLES)
+def test_elementwise_ops_with_inf_and_nan_values(examples):
+    """PyTorch's conventions at inf and NaN, e.g. relu passes the gradient at NaN, abs
+    gives it 0, maximum gives all of it to both sides where either is NaN."""
+    @given(st.sampled_from(sorted(UNARY) + sorted(BINARY)), st.integers(0, 2), st.data(),
+           st.integers(0, 2**16))
+    def prop(name, where, data, seed):
+        if name in UNARY:
+            (ours, theirs), inputs, where = UNARY[name], [data.draw(arrays((3, 4)))], where % 2
+        else:
+            inputs = [data.draw(arrays((3, 4))), data.draw(arrays((3, 4)))]
+            ours = BINARY[name] or (lambda a, b: a.maximum(b))
+            theirs = BINARY[name] or torch.maximum
+        compare_with_specials(ours, theirs, inputs, where, seed)
+    run(prop, examples)
+
+
+@pytest.mark.parametrize("examples", EXAMPLES)
 def test_pow_including_zero_bases(examples):
     @given(st.data(), st.integers(0, 2**16))
     def prop(data, seed):

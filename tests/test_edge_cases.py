@@ -384,3 +384,30 @@ def test_conv2d_inf_reaches_only_the_elements_it_touches(where, padding):
     np.testing.assert_allclose(dx.data, expected_dx, rtol=1e-12)   # NaN and inf where they are
     np.testing.assert_allclose(dw.data, expected_dw, rtol=1e-12)
     assert np.isfinite(dw.data if where == "x" else dx.data).any()   # not all NaN
+
+
+def _grads(fn, arrays, upstream):
+    tensors = [Tensor(np.asarray(a, float), requires_grad=True) for a in arrays]
+    return [g.data for g in tg.grad_of(fn(*tensors), tensors, np.asarray(upstream, float))]
+
+
+def test_relu_and_clip_select_the_gradient_rather_than_multiply_it():
+    """PyTorch's rules: relu passes the gradient where its output is not 0 (NaN included);
+    an inf upstream gradient never reaches an element the mask excludes (no 0 * inf)."""
+    x = [np.nan, -1.0, 2.0, 0.0]
+    (grad,) = _grads(F.relu, [x], [1.0, np.inf, 1.0, np.inf])
+    np.testing.assert_array_equal(grad, [1.0, 0.0, 1.0, 0.0])
+    (grad,) = _grads(lambda t: t.clip(-0.5, 0.5), [x], [np.inf, np.inf, np.inf, np.inf])
+    np.testing.assert_array_equal(grad, [0.0, 0.0, 0.0, np.inf])   # NaN is not inside
+
+
+def test_abs_gradient_at_nan_is_zero():
+    (grad,) = _grads(lambda t: t.abs(), [[np.nan, -2.0, 0.0]], [1.0, 1.0, 1.0])
+    np.testing.assert_array_equal(grad, [0.0, -1.0, 0.0])
+
+
+def test_maximum_gives_the_whole_gradient_to_both_sides_of_a_nan():
+    a, b = [np.nan, 1.0, 2.0, 3.0], [1.0, np.nan, 2.0, 0.0]
+    grad_a, grad_b = _grads(lambda s, t: s.maximum(t), [a, b], [1.0, 1.0, 1.0, np.inf])
+    np.testing.assert_array_equal(grad_a, [1.0, 1.0, 0.5, np.inf])
+    np.testing.assert_array_equal(grad_b, [1.0, 1.0, 0.5, 0.0])

@@ -16,6 +16,13 @@ def constant(array: Any) -> Tensor:
     return Tensor._make(np.asarray(array), False, None)
 
 
+def masked(g: Tensor, mask: np.ndarray) -> Tensor:
+    """g where mask holds, else 0: a selection, not a product by the mask, so that an inf
+    or NaN in g stays out of the masked elements (0 * inf would be NaN), as in PyTorch's
+    backwards of relu, clamp and maximum."""
+    return Where.apply(g, constant(np.zeros((), g.dtype)), condition=mask)
+
+
 def normal(rng: np.random.Generator, *shape: int) -> np.ndarray:
     return rng.standard_normal(shape)
 
@@ -301,24 +308,26 @@ class Softplus(Function):
 
 @defop("relu", samples=_unary_samples(away_from_zero))
 class ReLU(Function):
-    """max(x, 0); its derivative at 0 is taken as 0."""
+    """max(x, 0); its derivative at 0 is taken as 0, at NaN as 1 (as PyTorch's: the
+    gradient passes wherever the output is not 0)."""
 
     backward_reads = ()
 
     @staticmethod
     def forward(ctx: Context, x: np.ndarray) -> np.ndarray:
-        ctx.save_for_backward(x > 0)
-        return np.maximum(x, 0)
+        out = np.maximum(x, 0)
+        ctx.save_for_backward(out != 0)
+        return out
 
     @staticmethod
     def backward(ctx: Context, g: Tensor) -> tuple:
         (mask,) = ctx.saved
-        return (g * constant(mask),)
+        return (masked(g, mask),)
 
 
 @defop("abs", samples=_unary_samples(away_from_zero))
 class Abs(Function):
-    """|x|; its derivative at 0 is taken as 0."""
+    """|x|; its derivative at 0 is taken as 0, and at NaN as 0 too (PyTorch's sgn)."""
 
     backward_reads = (0,)
 
@@ -328,12 +337,13 @@ class Abs(Function):
 
     @staticmethod
     def backward(ctx: Context, g: Tensor) -> tuple:
-        return (g * constant(np.sign(ctx.inputs[0].data)),)
+        return (g * constant(np.nan_to_num(np.sign(ctx.inputs[0].data), nan=0.0)),)
 
 
 @defop("maximum", samples=lambda rng: _binary_samples(rng, away_from_zero))
 class Maximum(Function):
-    """Elementwise max(a, b); where a == b the gradient is split in halves (as in PyTorch)."""
+    """Elementwise max(a, b); where a == b the gradient is split in halves, and where
+    either is NaN both get all of it (PyTorch's rule: a's share is 0 only where a < b)."""
 
     backward_reads = ()
 
@@ -343,14 +353,15 @@ class Maximum(Function):
             out = np.maximum(a, b)
         except ValueError:
             raise broadcast_error("maximum", a, b) from None
-        ctx.save_for_backward((a > b) + 0.5 * (a == b))
+        tie = 0.5 * (a == b)
+        ctx.save_for_backward(1 - tie - (a < b), 1 - tie - (a > b))
         return out
 
     @staticmethod
     def backward(ctx: Context, g: Tensor) -> tuple:
-        (share_a,) = ctx.saved
-        share_a = share_a.astype(g.dtype, copy=False)
-        return g * constant(share_a), g * constant(1 - share_a)
+        share_a, share_b = (share.astype(g.dtype, copy=False) for share in ctx.saved)
+        return (masked(g * constant(share_a), share_a != 0),
+                masked(g * constant(share_b), share_b != 0))
 
 
 def _clip_samples(rng: np.random.Generator) -> list[Sample]:
@@ -379,7 +390,7 @@ class Clip(Function):
     @staticmethod
     def backward(ctx: Context, g: Tensor) -> tuple:
         (inside,) = ctx.saved
-        return (g * constant(inside),)
+        return (masked(g, inside),)
 
 
 def clip(x: Tensor, low: float | None = None, high: float | None = None) -> Tensor:
