@@ -411,3 +411,15 @@ def test_maximum_gives_the_whole_gradient_to_both_sides_of_a_nan():
     grad_a, grad_b = _grads(lambda s, t: s.maximum(t), [a, b], [1.0, 1.0, 1.0, np.inf])
     np.testing.assert_array_equal(grad_a, [1.0, 1.0, 0.5, np.inf])
     np.testing.assert_array_equal(grad_b, [1.0, 1.0, 0.5, 0.0])
+
+
+def test_all_finite_sees_every_inf_and_nan():
+    from tinygrad_cnn.kernels import all_finite
+    values = np.ones((4, 6))
+    assert all_finite(values) and all_finite(values[:, ::2]) and all_finite(values[:0])
+    for special in (np.inf, -np.inf, np.nan):
+        for index in ((0, 0), (3, 5), (2, 4)):
+            bad = values.copy()
+            bad[index] = special
+            strided = bad[:, index[1] % 2::2]          # a non-contiguous view holding it
+            assert not all_finite(bad) and not all_finite(strided)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from . import scratch
+from . import all_finite, scratch
 from .windows import StridePhases, col2im_add, output_size, pad_spatial, window_view
 
 CHUNK_BYTES = 4 << 20        # im2col columns per batch chunk: they stay in cache for the product
@@ -130,11 +130,6 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, stride: tuple[int, int],
     return out
 
 
-def _all_finite(array: np.ndarray) -> bool:
-    """No inf or NaN (one summing pass; a sum that overflows only answers False)."""
-    return bool(np.isfinite(np.sum(array)))
-
-
 def _product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """a @ b into a work buffer (see `scratch`)."""
     out = scratch.take("conv.product", a.shape[:-1] + b.shape[-1:], np.result_type(a, b))
@@ -155,7 +150,7 @@ def conv2d_weight_grad(x: np.ndarray, g: np.ndarray, kernel: tuple[int, int],
     im2col = _Im2col(x, kernel, stride, padding, dilation)
     # wide columns hold input values in their garbage positions, weighted by a zero
     # gradient: an inf or NaN there would make 0 * inf = NaN, so they are zeroed first
-    garbage = im2col.width > im2col.out_hw[1] and not _all_finite(x)
+    garbage = im2col.width > im2col.out_hw[1] and not all_finite(x)
     total = np.zeros((groups, c // groups * kh * kw, f // groups), dtype=np.result_type(x, g))
     for start in im2col.starts:
         cols = columns if columns is not None else im2col.chunk(start)
@@ -203,7 +198,7 @@ def conv2d_input_grad(g: np.ndarray, w: np.ndarray, input_hw: tuple[int, int],
                 dilation[1] * (kw - 1) - padding[2], dilation[1] * (kw - 1) - padding[3])
     exact = (oh + full_pad[0] + full_pad[1] - dilation[0] * (kh - 1),
              ow + full_pad[2] + full_pad[3] - dilation[1] * (kw - 1)) == tuple(input_hw)
-    if stride != (1, 1) or not exact or not _all_finite(w):
+    if stride != (1, 1) or not exact or not all_finite(w):
         # (the two routes below multiply the weights by zeros where g is padded: with an
         # inf or NaN weight, 0 * inf = NaN would reach elements it does not touch)
         return _col2im_input_grad(g, w, input_hw, stride, padding, dilation, groups)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from . import all_finite
 from .threads import parallel_batches
 from .windows import StridePhases, output_size
 
@@ -162,7 +163,7 @@ def max_pool_scatter(g: np.ndarray, winner: np.ndarray, input_hw: tuple[int, int
     """(N, C, OH, OW) -> (N, C, H, W): each value added at its window's winning element,
     and only there (an inf or NaN in g never reaches the other elements)."""
     result = np.empty(g.shape[:2] + tuple(input_hw), g.dtype)
-    finite = bool(np.isfinite(np.sum(g)))   # any inf or NaN makes the sum non-finite
+    finite = all_finite(g)
     g, winner, out = _planes(g), _planes(winner), _planes(result)
     if _tiled(kernel, stride, padding, dilation):   # each element in at most one window
         def tiled(start: int, stop: int) -> None:
@@ -194,7 +195,7 @@ def max_pool_gather(u: np.ndarray, winner: np.ndarray, kernel: tuple[int, int],
                     dilation: tuple[int, int]) -> np.ndarray:
     """(N, C, H, W) -> (N, C, OH, OW): each window's value at its winning element."""
     result = np.zeros(winner.shape, u.dtype)
-    finite = bool(np.isfinite(np.sum(u)))
+    finite = all_finite(u)
     u, winner, out = _planes(u), _planes(winner), _planes(result)
     if _tiled(kernel, stride, padding, dilation):
         def tiled(start: int, stop: int) -> None:
