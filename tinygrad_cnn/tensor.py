@@ -179,7 +179,7 @@ class Tensor:
 
     def __add__(self, other: Any) -> Tensor:
         if other.__class__ is Tensor:  # the common case, one call shorter
-            return _ops.Add.apply(self, other)
+            return _apply_add(self, other)
         return self._binary(_ops.Add, other)
 
     def __radd__(self, other: Any) -> Tensor:
@@ -187,7 +187,7 @@ class Tensor:
 
     def __sub__(self, other: Any) -> Tensor:
         if other.__class__ is Tensor:  # the common case, one call shorter
-            return _ops.Sub.apply(self, other)
+            return _apply_sub(self, other)
         return self._binary(_ops.Sub, other)
 
     def __rsub__(self, other: Any) -> Tensor:
@@ -195,7 +195,7 @@ class Tensor:
 
     def __mul__(self, other: Any) -> Tensor:
         if other.__class__ is Tensor:  # the common case, one call shorter
-            return _ops.Mul.apply(self, other)
+            return _apply_mul(self, other)
         return self._binary(_ops.Mul, other)
 
     def __rmul__(self, other: Any) -> Tensor:
@@ -203,7 +203,7 @@ class Tensor:
 
     def __truediv__(self, other: Any) -> Tensor:
         if other.__class__ is Tensor:  # the common case, one call shorter
-            return _ops.Div.apply(self, other)
+            return _apply_div(self, other)
         return self._binary(_ops.Div, other)
 
     def __rtruediv__(self, other: Any) -> Tensor:
@@ -364,3 +364,7 @@ def as_tensor(data: Any, dtype: Any = None) -> Tensor:
 from . import autograd as _autograd  # noqa: E402  (the engine and ops need Tensor first)
 from . import functional as _functional  # noqa: E402
 from . import ops as _ops  # noqa: E402
+
+# the bound `apply` of the arithmetic ops, looked up once (Tensor operators are the hot path)
+_apply_add, _apply_sub, _apply_mul, _apply_div = (
+    _ops.Add.apply, _ops.Sub.apply, _ops.Mul.apply, _ops.Div.apply)
