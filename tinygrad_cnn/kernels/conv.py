@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from . import all_finite, scratch
+from . import all_finite, quiet, scratch
 from .windows import StridePhases, col2im_add, output_size, pad_spatial, window_view
 
 CHUNK_BYTES = 4 << 20        # im2col columns per batch chunk: they stay in cache for the product
@@ -102,6 +102,7 @@ def grad_columns(g: np.ndarray, groups: int, width: int) -> np.ndarray:
     return columns.reshape(groups, f // groups, -1)
 
 
+@quiet
 def conv2d_forward(x: np.ndarray, w: np.ndarray, stride: tuple[int, int],
                    padding: tuple[int, int, int, int], dilation: tuple[int, int],
                    groups: int, keep: list | None = None, bias: np.ndarray | None = None
@@ -136,6 +137,7 @@ def _product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.matmul(a, b, out=out)
 
 
+@quiet
 def conv2d_weight_grad(x: np.ndarray, g: np.ndarray, kernel: tuple[int, int],
                        stride: tuple[int, int], padding: tuple[int, int, int, int],
                        dilation: tuple[int, int], groups: int,
@@ -182,6 +184,7 @@ def _long_product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return head + np.matmul(a[..., cut:], b[:, cut:]) if cut < k else head
 
 
+@quiet
 def conv2d_input_grad(g: np.ndarray, w: np.ndarray, input_hw: tuple[int, int],
                       stride: tuple[int, int], padding: tuple[int, int, int, int],
                       dilation: tuple[int, int], groups: int) -> np.ndarray:
@@ -288,6 +291,7 @@ def _shifted_sum(cols: np.ndarray, margin: int, shifts: tuple[int, int],
 
 
 # ----------------------------------------------------------------------------- unfold / fold
+@quiet
 def unfold_forward(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int],
                    padding: tuple[int, int, int, int], dilation: tuple[int, int]) -> np.ndarray:
     """im2col: (N, C, H, W) -> (N, C*KH*KW, OH*OW), rows ordered (C, KH, KW) as in PyTorch."""
@@ -298,6 +302,7 @@ def unfold_forward(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, in
     return view.reshape(n, c * kernel[0] * kernel[1], oh * ow)
 
 
+@quiet
 def fold_forward(cols: np.ndarray, output_hw: tuple[int, int], kernel: tuple[int, int],
                  stride: tuple[int, int], padding: tuple[int, int, int, int],
                  dilation: tuple[int, int]) -> np.ndarray:

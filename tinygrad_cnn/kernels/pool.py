@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from . import all_finite
+from . import all_finite, quiet
 from .threads import parallel_batches
 from .windows import StridePhases, output_size
 
@@ -129,6 +129,7 @@ def _first_real_wins_empty_windows(best: np.ndarray, winner: np.ndarray,
 
 
 
+@quiet
 def max_pool_forward(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int],
                      padding: tuple[int, int, int, int], dilation: tuple[int, int]
                      ) -> tuple[np.ndarray, np.ndarray]:
@@ -156,6 +157,7 @@ def _route(out: np.ndarray, values: np.ndarray, won: np.ndarray, finite: bool) -
         np.copyto(out, values, where=won)
 
 
+@quiet
 def max_pool_scatter(g: np.ndarray, winner: np.ndarray, input_hw: tuple[int, int],
                      kernel: tuple[int, int], stride: tuple[int, int],
                      padding: tuple[int, int, int, int], dilation: tuple[int, int]
@@ -190,6 +192,7 @@ def max_pool_scatter(g: np.ndarray, winner: np.ndarray, input_hw: tuple[int, int
     return result
 
 
+@quiet
 def max_pool_gather(u: np.ndarray, winner: np.ndarray, kernel: tuple[int, int],
                     stride: tuple[int, int], padding: tuple[int, int, int, int],
                     dilation: tuple[int, int]) -> np.ndarray:
@@ -220,6 +223,7 @@ def max_pool_gather(u: np.ndarray, winner: np.ndarray, kernel: tuple[int, int],
     return result
 
 
+@quiet
 def avg_pool_forward(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int],
                      padding: tuple[int, int, int, int], divisor: float | np.ndarray
                      ) -> np.ndarray:
@@ -253,6 +257,7 @@ def avg_pool_forward(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, 
     return result
 
 
+@quiet
 def avg_pool_spread(g: np.ndarray, input_hw: tuple[int, int], kernel: tuple[int, int],
                     stride: tuple[int, int], padding: tuple[int, int, int, int],
                     divisor: float | np.ndarray) -> np.ndarray:

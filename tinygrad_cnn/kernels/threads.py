@@ -15,6 +15,8 @@ import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
+
 __all__ = ["parallel_batches", "thread_count", "MIN_BYTES", "SLICE_BYTES"]
 
 MIN_BYTES = 1 << 22      # below this many bytes in all, threads cost more than they save
@@ -49,5 +51,10 @@ def parallel_batches(work: Callable[[int, int], None], n: int, item_bytes: int) 
         for start, stop in slices:
             work(start, stop)
         return
-    for _ in _executor(workers).map(lambda bounds: work(*bounds), slices):
+    settings = np.geterr()   # the workers follow the caller's floating-point error state
+
+    def run(bounds: tuple[int, int]) -> None:
+        with np.errstate(**settings):
+            work(*bounds)
+    for _ in _executor(workers).map(run, slices):
         pass   # re-raises the first exception of a slice
