@@ -423,3 +423,19 @@ def test_all_finite_sees_every_inf_and_nan():
             bad[index] = special
             strided = bad[:, index[1] % 2::2]          # a non-contiguous view holding it
             assert not all_finite(bad) and not all_finite(strided)
+
+
+def test_conv_and_pool_kernels_do_not_warn_about_inf_and_nan(recwarn, monkeypatch):
+    from tinygrad_cnn.kernels import threads
+    monkeypatch.setattr(threads, "MIN_BYTES", 0)          # the pool's worker threads too
+    monkeypatch.setattr(threads, "SLICE_BYTES", 64)
+    monkeypatch.setenv("TINYGRAD_CNN_THREADS", "2")
+    x = np.random.default_rng(0).standard_normal((2, 3, 6, 6))
+    x[0, 1, 2, 3], x[1, 0, 5, 5] = np.nan, np.inf
+    w = np.ones((4, 3, 3, 3))
+    w[0, 0, 0, 0] = -np.inf
+    X, W = Tensor(x, requires_grad=True), Tensor(w, requires_grad=True)
+    out = F.avg_pool2d(F.max_pool2d(F.conv2d(X, W, padding=1), 2), 2, ceil_mode=True)
+    tg.grad_of(out, [X, W], np.full(out.shape, np.inf))
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)], \
+        [str(w.message) for w in recwarn]
