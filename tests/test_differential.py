@@ -409,6 +409,23 @@ def test_reductions(examples):
     run(prop, examples)
 
 
+@pytest.mark.parametrize("examples", EXAMPLES)
+def test_reductions_and_matmul_with_inf_and_nan_values(examples):
+    @given(st.sampled_from(sorted(REDUCTIONS) + ["matmul"]), st.integers(0, 2), st.data(),
+           st.integers(0, 2**16))
+    def prop(name, where, data, seed):
+        if name == "matmul":
+            shapes = data.draw(st.sampled_from(MATMUL_SHAPES))
+            inputs = [data.draw(arrays(s)) for s in shapes]
+            compare_with_specials(lambda x, y: x @ y, lambda x, y: x @ y, inputs, where, seed)
+            return
+        axis = data.draw(st.one_of(st.none(), st.integers(-2, 1)))
+        ours, theirs = REDUCTIONS[name]
+        compare_with_specials(lambda t: ours(t, axis, False), lambda t: theirs(t, axis, False),
+                              [data.draw(arrays((3, 4)))], where % 2, seed)
+    run(prop, examples)
+
+
 # ----------------------------------------------------------------------------- elementwise
 UNARY = {"relu": (F.relu, torch.relu), "abs": (lambda t: t.abs(), torch.abs),
          "exp": (lambda t: t.exp(), torch.exp), "tanh": (lambda t: t.tanh(), torch.tanh),
