@@ -180,7 +180,7 @@ class Function:
             ctx = Context(cls, inputs, params, requires_grad and _mode.enabled)
             recording = ctx.recording
             out = cls.forward(ctx, *[t.data for t in tensors], **params)
-        if not isinstance(out, _ndarray):
+        if out.__class__ is not _ndarray and not isinstance(out, _ndarray):
             out = np.asarray(out)
         if _debug.active:
             trace.on_forward(ctx, [t.data for t in inputs], out)
