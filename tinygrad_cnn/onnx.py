@@ -18,7 +18,14 @@ from typing import Any
 import numpy as np
 
 from . import trace
-from .autograd import Context, enable_grad, topological_nodes, tree_flatten
+from .autograd import (
+    Context,
+    enable_grad,
+    no_grad,
+    topological_nodes,
+    tree_flatten,
+    tree_unflatten,
+)
 from .data import write_atomically
 from .tensor import Buffer, Tensor
 
@@ -43,7 +50,12 @@ class _Graph:
         self.nodes: list[Any] = []
         self.initializers: list[Any] = []
         self.count = 0
-        self.batched: set[int] = set()  # ids of tensors computed from the model's input
+        # id(tensor) -> where its batch axis is, for tensors computed from the model's
+        # input: an axis, NO_BATCH once an integer index took it away, or None when an op
+        # moved it somewhere this exporter does not follow
+        self.batch_axis: dict[int, int | None] = {}
+        self.derived: dict[int, Any] = {}   # arrays computed from the input (trace)
+        self.dtype: Any = None              # the export dtype of floating constants
 
     def fresh(self, stem: str) -> str:
         self.count += 1
@@ -52,7 +64,7 @@ class _Graph:
     def constant(self, array: Any, stem: str = "const") -> str:
         from onnx import numpy_helper
         name = self.fresh(stem)
-        self.initializers.append(numpy_helper.from_array(np.asarray(array), name))
+        self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
         return name
 
     def add(self, op: str, inputs: list[str], output: str | None = None, **attrs: Any) -> str:
@@ -62,17 +74,31 @@ class _Graph:
         return output
 
 
-def _value(graph: _Graph, tensor: Tensor) -> str:
+NO_BATCH = -1
+
+
+def _value(graph: _Graph, tensor: Tensor, node: Context) -> str:
     """The ONNX name of a node input: a param, the model input, an op output, or a new
-    initializer for a constant (looked up by data pointer for views of params)."""
+    initializer for a constant (looked up by data pointer, shape, dtype and strides for
+    params passed as views; `p.T` shares the first three with `p`)."""
     name = graph.names.get(id(tensor)) or graph.names.get(_pointer(tensor.data))
-    if name is None:
-        name = graph.names[id(tensor)] = graph.constant(tensor.data)
+    if name is not None:
+        return name
+    if trace.is_derived(tensor.data, graph.derived):
+        raise ExportError(
+            f"{node.name} ({node.where}) uses a value computed from the model's input "
+            "outside the recorded graph (a comparison, a cast to bool or int, detach() or an "
+            "op under no_grad): ONNX would freeze it at the example's value. Compute it "
+            "with differentiable ops (for a leaky relu: F.relu(x) - 0.1 * F.relu(-x))")
+    data = tensor.data
+    if data.dtype.kind == "f" and graph.dtype is not None:
+        data = data.astype(graph.dtype)
+    name = graph.names[id(tensor)] = graph.constant(data)
     return name
 
 
-def _pointer(array: np.ndarray) -> tuple[int, tuple[int, ...], str]:
-    return array.__array_interface__["data"][0], array.shape, array.dtype.str
+def _pointer(array: np.ndarray) -> tuple[int, tuple[int, ...], str, tuple[int, ...]]:
+    return array.__array_interface__["data"][0], array.shape, array.dtype.str, array.strides
 
 
 # ----------------------------------------------------------------------------- op mappings
@@ -102,10 +128,26 @@ def _conv_transpose(graph: _Graph, node: Context, inputs: list[str]) -> str:
                      output_padding=extra)
 
 
+def _pool_input(graph: _Graph, node: Context, inputs: list[str], fill: float
+                ) -> tuple[str, list[int]]:
+    """The pool's input and its pads attribute. ONNX Runtime loads no pool whose pad is as
+    large as the kernel (ceil_mode's extra rows can make it so): such pads become an
+    explicit Pad node with `fill`, and the pool pads nothing."""
+    p = node.params
+    top, bottom, left, right = p["padding"]
+    kh, kw = p["kernel"]
+    if max(top, bottom) < kh and max(left, right) < kw:
+        return inputs[0], _pads(p["padding"])
+    pads = graph.constant(np.array([0, 0, top, left, 0, 0, bottom, right], np.int64))
+    value = graph.constant(np.array(fill, node.inputs[0].dtype))
+    return graph.add("Pad", [inputs[0], pads, value]), [0, 0, 0, 0]
+
+
 def _max_pool(graph: _Graph, node: Context, inputs: list[str]) -> str:
     p = node.params
-    return graph.add("MaxPool", inputs, kernel_shape=list(p["kernel"]),
-                     strides=list(p["stride"]), pads=_pads(p["padding"]),
+    source, pads = _pool_input(graph, node, inputs, -np.inf)
+    return graph.add("MaxPool", [source], kernel_shape=list(p["kernel"]),
+                     strides=list(p["stride"]), pads=pads,
                      dilations=list(p["dilation"]), ceil_mode=0)
 
 
@@ -113,9 +155,10 @@ def _avg_pool(graph: _Graph, node: Context, inputs: list[str]) -> str:
     """AveragePool divides every window by KH*KW (pads counted as zeros); PyTorch's divisor
     per output position then rescales: out = pooled * KH*KW / divisor."""
     p = node.params
-    pooled = graph.add("AveragePool", inputs, kernel_shape=list(p["kernel"]),
-                       strides=list(p["stride"]), pads=_pads(p["padding"]),
-                       count_include_pad=1, ceil_mode=0)
+    source, pads = _pool_input(graph, node, inputs, 0.0)
+    pooled = graph.add("AveragePool", [source], kernel_shape=list(p["kernel"]),
+                       strides=list(p["stride"]), pads=pads, count_include_pad=1,
+                       ceil_mode=0)
     area = p["kernel"][0] * p["kernel"][1]
     divisor = np.asarray(p["divisor"], dtype=node.output.dtype)
     if divisor.ndim == 0 and divisor == area:
@@ -123,13 +166,20 @@ def _avg_pool(graph: _Graph, node: Context, inputs: list[str]) -> str:
     return graph.add("Mul", [pooled, graph.constant((area / divisor).astype(divisor.dtype))])
 
 
+def _refuse_batch(node: Context, what: str) -> ExportError:
+    return ExportError(f"{node.name} ({node.where}) {what}: the exported model would hold "
+                       "the example's batch size; export with dynamic_batch=False")
+
+
 def _reduce(graph: _Graph, node: Context, inputs: list[str], dynamic: bool) -> str:
     axis = node.params["axis"]
     axes = list(range(node.inputs[0].ndim)) if axis is None else list(axis)
-    if dynamic and 0 in axes and id(node.inputs[0]) in graph.batched:
-        raise ExportError(f"{node.name} ({node.where}) reduces over the batch axis: a mean "
-                          "there would divide by the example's batch size; export with "
-                          "dynamic_batch=False")
+    batch = graph.batch_axis.get(id(node.inputs[0]), NO_BATCH)
+    if dynamic and batch != NO_BATCH and (batch is None or batch in axes):
+        raise _refuse_batch(node, "reduces over the batch axis (a mean there divides by the "
+                                  "batch size)" if batch is not None else
+                            "reduces a tensor whose batch axis was moved where the exporter "
+                            "cannot follow it")
     keep = int(node.params["keepdims"])
     if node.name == "sum":
         return graph.add("ReduceSum", inputs + [graph.constant(np.array(axes, np.int64))],
@@ -141,28 +191,34 @@ def _reduce(graph: _Graph, node: Context, inputs: list[str], dynamic: bool) -> s
 def _reshape(graph: _Graph, node: Context, inputs: list[str], dynamic: bool) -> str:
     before, after = node.inputs[0].shape, node.output.shape
     shape = list(after)
-    if dynamic and len(shape) and len(before) and shape[0] == before[0]:
+    batch = graph.batch_axis.get(id(node.inputs[0]), NO_BATCH)
+    if dynamic and batch != NO_BATCH:
+        if batch != 0 or not shape or shape[0] != before[0]:
+            raise _refuse_batch(node, f"reshapes {before} -> {after} across the batch axis"
+                                      f" (axis {batch})")
         shape[0] = 0                        # ONNX: copy the (symbolic) batch size
-    elif dynamic and id(node.inputs[0]) in graph.batched:
-        raise ExportError(f"reshape {before} -> {after} ({node.where}) changes the batch axis; "
-                          "export with dynamic_batch=False")
     return graph.add("Reshape", inputs + [graph.constant(np.array(shape, np.int64))])
 
 
+def _full_index(index: tuple, ndim: int) -> tuple:
+    if Ellipsis in index:
+        at = index.index(Ellipsis)
+        index = index[:at] + (slice(None),) * (ndim - len(index) + 1) + index[at + 1:]
+    return index + (slice(None),) * (ndim - len(index))
+
+
 def _getitem(graph: _Graph, node: Context, inputs: list[str]) -> str:
-    """Basic indexing: integers and slices (Slice, then Reshape to drop integer axes)."""
-    index = node.params["index"]
+    """Basic indexing: integers and slices (Slice, then Squeeze for the integer axes).
+    Negative integers stay negative, so that x[-1] is the last example of any batch."""
     x = node.inputs[0]
+    index = node.params["index"]
     if any(isinstance(i, np.ndarray) or i is None for i in index) or \
             sum(i is Ellipsis for i in index) > 1:
         raise ExportError(f"getitem ({node.where}): only integers and slices export, got "
                           f"index {index}")
-    if Ellipsis in index:
-        at = index.index(Ellipsis)
-        index = index[:at] + (slice(None),) * (x.ndim - len(index) + 1) + index[at + 1:]
-    starts, ends, axes, steps = [], [], [], []
+    starts, ends, axes, steps, dropped = [], [], [], [], []
     far = 2 ** 62   # "to the end", whatever the (symbolic) size; ONNX clamps it
-    for axis, item in enumerate(index):
+    for axis, item in enumerate(_full_index(index, x.ndim)):
         if isinstance(item, slice):
             if item == slice(None):
                 continue
@@ -170,8 +226,9 @@ def _getitem(graph: _Graph, node: Context, inputs: list[str]) -> str:
             start = item.start if item.start is not None else (0 if step > 0 else -1)
             stop = item.stop if item.stop is not None else (far if step > 0 else -far)
         else:
-            start = int(item) % x.shape[axis]
-            stop, step = start + 1, 1
+            start, step = int(item), 1
+            stop = far if start == -1 else start + 1
+            dropped.append(axis)
         starts.append(start)
         ends.append(stop)
         axes.append(axis)
@@ -179,18 +236,15 @@ def _getitem(graph: _Graph, node: Context, inputs: list[str]) -> str:
     arrays = [np.array(v, np.int64) for v in (starts, ends, axes, steps)]
     sliced = graph.add("Slice", inputs + [graph.constant(a) for a in arrays]) if axes \
         else graph.add("Identity", inputs)
-    shape = [0 if axis == 0 else n for axis, n in enumerate(node.output.shape)]
-    if len(node.output.shape) != x.ndim:
-        if node.output.shape and x.shape and node.output.shape[0] != x.shape[0]:
-            shape = list(node.output.shape)
-        return graph.add("Reshape", [sliced, graph.constant(np.array(shape, np.int64))])
+    if dropped:
+        return graph.add("Squeeze", [sliced, graph.constant(np.array(dropped, np.int64))])
     return sliced
 
 
 def _local_response_norm(graph: _Graph, node: Context, inputs: list[str]) -> str:
     p = node.params
     size = p["size"]
-    if size % 2:
+    if size % 2 and node.inputs[0].ndim == 4:   # ONNX's LRN is 4-D only
         return graph.add("LRN", inputs, size=size, alpha=p["alpha"], beta=p["beta"],
                          bias=p["k"])
     # an even window is placed differently in ONNX's LRN: sum the squares with a Conv
@@ -261,10 +315,16 @@ SUPPORTED_OPS = sorted(set(MAPPINGS) | set(ELEMENTWISE) | {
 
 
 def _map_node(graph: _Graph, node: Context, dynamic: bool) -> None:
-    inputs = [_value(graph, t) for t in node.inputs]
+    inputs = [_value(graph, t, node) for t in node.inputs]
     if node.name not in SUPPORTED_OPS:
         raise ExportError(f"{node.name} ({node.where or 'unknown line'}) has no ONNX mapping; "
                           f"the ops that export are: {', '.join(SUPPORTED_OPS)}")
+    for key, value in node.params.items():
+        if isinstance(value, np.ndarray) and trace.is_derived(value, graph.derived):
+            raise ExportError(f"{node.name} ({node.where}): its {key} was computed from the "
+                              "model's input outside the recorded graph (a comparison, a "
+                              "cast to bool or int, detach() or an op under no_grad); ONNX "
+                              "would freeze it at the example's value")
     if node.name == "reshape":
         name = _reshape(graph, node, inputs, dynamic)
     elif node.name in ("sum", "max", "min"):
@@ -274,8 +334,38 @@ def _map_node(graph: _Graph, node: Context, dynamic: bool) -> None:
     else:
         name = _other(graph, node, inputs, dynamic)
     graph.names[id(node.output)] = name
-    if any(id(t) in graph.batched for t in node.inputs):
-        graph.batched.add(id(node.output))
+    batched = [(t, graph.batch_axis[id(t)]) for t in node.inputs if id(t) in graph.batch_axis]
+    if batched:
+        graph.batch_axis[id(node.output)] = _batch_axis_after(node, batched)
+
+
+def _batch_axis_after(node: Context, batched: list[tuple[Tensor, int | None]]) -> int | None:
+    """Where the batch axis of the node's output is, from where it is in its inputs."""
+    out_ndim = node.output.ndim
+    if any(axis is None for _, axis in batched):
+        return None
+    if all(axis == NO_BATCH for _, axis in batched):
+        return NO_BATCH
+    x, axis = batched[0]
+    p = node.params
+    if node.name == "transpose":
+        return list(p["axes"]).index(axis)
+    if node.name == "reshape":
+        return 0 if axis == 0 and out_ndim and node.output.shape[0] == x.shape[0] else None
+    if node.name in ("sum", "max", "min"):
+        reduced = range(x.ndim) if p["axis"] is None else p["axis"]
+        return axis if p["keepdims"] else axis - sum(a < axis for a in reduced)
+    if node.name == "getitem":
+        index = _full_index(p["index"], x.ndim)
+        if not isinstance(index[axis], slice):
+            return NO_BATCH
+        return axis - sum(not isinstance(i, slice) for i in index[:axis])
+    if node.name == "matmul":
+        contracted = [t.ndim - 1 if t is node.inputs[0] else t.ndim - 2 for t, _ in batched]
+        if any(t.ndim < 2 or a == c for (t, a), c in zip(batched, contracted)):
+            return None
+    moved = {a + out_ndim - t.ndim for t, a in batched if a != NO_BATCH}
+    return moved.pop() if len(moved) == 1 else None
 
 
 # ----------------------------------------------------------------------------- export
@@ -287,19 +377,27 @@ def _as_dtype(array: np.ndarray, dtype: Any) -> np.ndarray:
     return converted.view(Buffer) if isinstance(array, Buffer) else converted
 
 
+def _copy_leaf(leaf: Any, dtype: Any) -> Any:
+    """A param leaf in `dtype`, as a copy: recording must not change the caller's arrays
+    (batch norm in training mode updates its running statistics)."""
+    if isinstance(leaf, Buffer):
+        return np.array(_as_dtype(leaf, dtype)).view(Buffer)
+    array = leaf.data if isinstance(leaf, Tensor) else np.asarray(leaf)
+    return np.array(_as_dtype(array, dtype))
+
+
 def _record(f: Callable, params: Any, example_input: Any, dtype: Any
-            ) -> tuple[Tensor, Tensor, list[tuple[str, np.ndarray]], dict]:
-    """Run f once, tracing: (output, input Tensor, [(param name, array)], names)."""
+            ) -> tuple[Tensor, Tensor, list[tuple[str, np.ndarray]], dict, dict]:
+    """Run f once, tracing: (output, input Tensor, [(param name, array)], names, derived:
+    the arrays computed from the input, recorded or not)."""
     leaves, spec = tree_flatten(params)
     keys = _leaf_keys(params)
-    from .autograd import tree_unflatten
-    tensors = [_as_dtype(leaf, dtype) if isinstance(leaf, Buffer) else
-               Tensor(_as_dtype(leaf.data if isinstance(leaf, Tensor) else np.asarray(leaf),
-                                dtype), requires_grad=True) for leaf in leaves]
+    tensors = [leaf if isinstance(leaf, Buffer) else Tensor(leaf, requires_grad=True)
+               for leaf in (_copy_leaf(leaf, dtype) for leaf in leaves)]
     example = example_input.data if isinstance(example_input, Tensor) else \
         np.asarray(example_input)
-    x = Tensor(_as_dtype(example, dtype), requires_grad=True)
-    with enable_grad(), trace.tracing():
+    x = Tensor(np.array(_as_dtype(example, dtype)), requires_grad=True)
+    with enable_grad(), trace.tracing(), trace.following_input(x.data) as derived:
         out = f(tree_unflatten(spec, tensors), x)
     if not isinstance(out, Tensor):
         raise TypeError(f"export: the model must return a Tensor, got {type(out).__name__}")
@@ -309,7 +407,7 @@ def _record(f: Callable, params: Any, example_input: Any, dtype: Any
         array = tensor if isinstance(tensor, Buffer) else tensor.data
         names[id(tensor)] = names[_pointer(np.asarray(array))] = key
         arrays.append((key, np.asarray(array)))
-    return out, x, arrays, names
+    return out, x, arrays, names, derived
 
 
 def _leaf_keys(tree: Any, prefix: str = "") -> list[str]:
@@ -323,47 +421,133 @@ def _leaf_keys(tree: Any, prefix: str = "") -> list[str]:
 def export(f: Callable, params: Any, example_input: Any, path: str | os.PathLike, *,
            opset: int | None = None, input_names: tuple[str, ...] = ("x",),
            output_names: tuple[str, ...] = ("y",), dynamic_batch: bool = True,
-           dtype: Any = np.float32) -> Any:
+           dtype: Any = np.float32, verify: bool = True) -> Any:
     """Write ``f(params, x)`` as an ONNX model and return the `onnx.ModelProto`.
 
-    The model is checked with ``onnx.checker.check_model(full_check=True)`` before anything
-    is written (atomically). `dynamic_batch` makes the first axis of the input and output
-    symbolic ("N"). Floating params and the input are exported in `dtype`, float32 by
-    default, the type ONNX Runtime's CPU kernels (Conv among them) implement; None keeps
-    theirs. Raises ExportError, writing nothing, for an op without a mapping.
+    The model is checked with ``onnx.checker.check_model(full_check=True)`` and, with
+    `verify` (when onnxruntime is installed), run by ONNX Runtime on two new inputs (the
+    example's batch size and, with `dynamic_batch`, one more) and compared with ``f``
+    (to 1e-5 of the output's largest magnitude) before anything is written (atomically).
+    `dynamic_batch` makes the first axis of the input and output symbolic ("N").
+    Floating params, constants and the input are exported in `dtype`, float32 by default,
+    the type ONNX Runtime's CPU kernels (Conv among them) implement; None keeps theirs.
+    Raises ExportError, writing nothing and changing none of the caller's arrays, for an
+    op without a mapping, a value computed from the input outside the recorded graph, a
+    batch size the model would freeze, or a model ONNX Runtime cannot load or that it
+    computes differently.
     """
     try:
         import onnx
-        from onnx import helper, numpy_helper
+        from onnx import helper
     except ImportError:
         raise ImportError("export needs the onnx package: pip install -e \".[onnx]\"") from None
     opset = DEFAULT_OPSET if opset is None else opset
     if not 13 <= opset <= DEFAULT_OPSET:
         raise ValueError(f"export: opset must be between 13 and {DEFAULT_OPSET}, got {opset}")
-    out, x, params_arrays, names = _record(f, params, example_input, dtype)
-    names[id(x)] = input_names[0]
+    out, x, params_arrays, names, derived = _record(f, params, example_input, dtype)
+    model = _build_model(out, x, params_arrays, names, derived, opset, input_names[0],
+                         output_names[0], dynamic_batch, dtype)
+    onnx.checker.check_model(model, full_check=True)
+    payload = model.SerializeToString()
+    if verify:
+        _verify(payload, f, params, x.data, dynamic_batch, dtype, input_names[0])
+    write_atomically(Path(path), lambda file: file.write(payload))
+    return helper.make_model(model.graph, producer_name="tinygrad_cnn",
+                             opset_imports=list(model.opset_import))
+
+
+def _build_model(out: Tensor, x: Tensor, params_arrays: list, names: dict, derived: dict,
+                 opset: int, input_name: str, output_name: str, dynamic: bool,
+                 dtype: Any) -> Any:
+    from onnx import helper, numpy_helper
+    names[id(x)] = input_name
     graph = _Graph(names)
-    graph.batched.add(id(x))
+    graph.batch_axis[id(x)] = 0
+    graph.derived, graph.dtype = derived, dtype
     for node in reversed(topological_nodes([out])):
-        _map_node(graph, node, dynamic_batch)
-    graph.add("Identity", [_value(graph, out)], output_names[0])
+        _map_node(graph, node, dynamic)
+    result = graph.names.get(id(out)) or graph.constant(out.data)
+    graph.add("Identity", [result], output_name)
     used = {name for n in graph.nodes for name in n.input}
     initializers = [numpy_helper.from_array(array, key) for key, array in params_arrays
                     if key in used] + graph.initializers
+    out_batch = graph.batch_axis.get(id(out), NO_BATCH)
 
-    def value_info(name: str, tensor: Tensor) -> Any:
-        shape = list(tensor.shape)
-        if dynamic_batch and shape:
-            shape[0] = "N"
+    def value_info(name: str, tensor: Tensor, batch: int | None) -> Any:
+        shape: list = list(tensor.shape)
+        if dynamic and batch is None:
+            shape = [None] * len(shape)     # the exporter lost track of the batch axis
+        elif dynamic and batch != NO_BATCH:
+            shape[batch] = "N"
+        element = tensor.dtype if tensor.dtype.kind != "f" or dtype is None else np.dtype(dtype)
         return helper.make_tensor_value_info(
-            name, helper.np_dtype_to_tensor_dtype(tensor.dtype), shape)
+            name, helper.np_dtype_to_tensor_dtype(element), shape)
 
     onnx_graph = helper.make_graph(graph.nodes, "tinygrad_cnn",
-                                   [value_info(input_names[0], x)],
-                                   [value_info(output_names[0], out)], initializers)
-    model = helper.make_model(onnx_graph, producer_name="tinygrad_cnn",
-                              opset_imports=[helper.make_opsetid("", opset)])
-    onnx.checker.check_model(model, full_check=True)
-    payload = model.SerializeToString()
-    write_atomically(Path(path), lambda file: file.write(payload))
-    return model
+                                   [value_info(input_name, x, 0 if x.ndim else NO_BATCH)],
+                                   [value_info(output_name, out, out_batch)], initializers)
+    return helper.make_model(onnx_graph, producer_name="tinygrad_cnn",
+                             opset_imports=[helper.make_opsetid("", opset)])
+
+
+VERIFY_TOLERANCE = 1e-5
+
+
+def _probes(example: np.ndarray, dynamic: bool) -> list[np.ndarray]:
+    """New inputs like the example: its examples in another order plus noise, at its batch
+    size and (for a dynamic batch) at one more."""
+    if example.ndim == 0 or example.shape[0] == 0 or example.dtype.kind != "f":
+        return []
+    rng = np.random.default_rng(0)
+    finite = example[np.isfinite(example)]
+    scale = float(finite.std()) if finite.size else 1.0
+    rows = [np.roll(example, 1, axis=0)]
+    if dynamic:
+        rows.append(np.concatenate([example, example[:1]])[::-1])
+    return [(r + 0.5 * (scale or 1.0) * rng.standard_normal(r.shape)).astype(example.dtype)
+            for r in rows]
+
+
+def _verify(payload: bytes, f: Callable, params: Any, example: np.ndarray, dynamic: bool,
+            dtype: Any, input_name: str) -> None:
+    """Run the model in ONNX Runtime on new inputs and compare with f: ExportError if it
+    cannot load or computes other numbers."""
+    try:
+        import onnxruntime
+    except ImportError:
+        return
+    try:
+        session = onnxruntime.InferenceSession(payload, providers=["CPUExecutionProvider"])
+    except Exception as error:   # onnxruntime raises its own exception types
+        raise ExportError(f"export: ONNX Runtime cannot load the exported model ({error}); "
+                          "nothing was written (for another runtime, pass verify=False)"
+                          ) from None
+    for probe in _probes(example, dynamic):
+        tree = tree_unflatten(tree_flatten(params)[1],
+                              [_copy_leaf(leaf, dtype) for leaf in tree_flatten(params)[0]])
+        with no_grad():
+            want = f(tree, Tensor(probe)).data
+        try:
+            got = session.run(None, {input_name: probe})[0]
+        except Exception as error:   # onnxruntime raises its own exception types
+            raise ExportError(f"export: ONNX Runtime cannot run the exported model on a "
+                              f"batch of {len(probe)} ({error}); nothing was written") from None
+        _compare_outputs(got, want, len(probe))
+
+
+def _compare_outputs(got: np.ndarray, want: np.ndarray, batch: int) -> None:
+    if got.shape != want.shape:
+        raise ExportError(f"export: on a new input of batch {batch} ONNX Runtime gives shape "
+                          f"{got.shape}, tinygrad_cnn {want.shape}; nothing was written")
+    got, want = got.astype(np.float64), want.astype(np.float64)
+    finite = want[np.isfinite(want)]
+    scale = float(np.abs(finite).max()) if finite.size else 1.0
+    close = np.isclose(got, want, rtol=VERIFY_TOLERANCE, atol=VERIFY_TOLERANCE * scale,
+                       equal_nan=True)
+    if not close.all():
+        at = np.unravel_index(int(np.argmin(close)), close.shape) if close.ndim else ()
+        raise ExportError(f"export: on a new input of batch {batch} ONNX Runtime computes "
+                          f"{got[at]!r} at element {tuple(int(i) for i in at)} where "
+                          f"tinygrad_cnn computes {want[at]!r} ({np.count_nonzero(~close)} "
+                          "elements differ); the model depends on something the exporter "
+                          "froze or cannot map; nothing was written")

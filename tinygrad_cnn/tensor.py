@@ -233,7 +233,10 @@ class Tensor:
     # comparisons give boolean Tensors, outside the graph
     def _compare(self, ufunc: Any, other: Any) -> Tensor:
         other_data = other.data if isinstance(other, Tensor) else other
-        return Tensor._make(ufunc(self.data, other_data), False, None)
+        result = ufunc(self.data, other_data)
+        if _trace.state.active:
+            _trace.on_untracked(result, self.data, other_data)
+        return Tensor._make(result, False, None)
 
     def __lt__(self, other: Any) -> Tensor:
         return self._compare(np.less, other)
@@ -361,9 +364,10 @@ def as_tensor(data: Any, dtype: Any = None) -> Tensor:
     return Tensor._make(_to_array(data, dtype), False, None)
 
 
-from . import autograd as _autograd  # noqa: E402  (the engine and ops need Tensor first)
+from . import autograd as _autograd  # noqa: E402
 from . import functional as _functional  # noqa: E402
 from . import ops as _ops  # noqa: E402
+from . import trace as _trace  # noqa: E402  (the engine and ops need Tensor first)
 
 # the bound `apply` of the arithmetic ops, looked up once (Tensor operators are the hot path)
 _apply_add, _apply_sub, _apply_mul, _apply_div = (

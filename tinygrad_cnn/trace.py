@@ -37,9 +37,46 @@ class _DebugState(threading.local):
         self.in_backward = 0  # >0 while a backward formula runs: its ops are not blamed
         self.counter = 0
         self.active = False   # tracing or anomaly: one attribute read per op when off
+        self.derived: dict[int, Any] | None = None   # see `following_input`
 
 
 state = _DebugState()
+
+
+def following_input(data: Any) -> "_FollowInput":
+    """Inside, every array computed from `data` (and from what was computed from it) is
+    remembered, whether or not the op was recorded: comparisons, casts to bool or int,
+    `detach`, ops run under no_grad. `export` uses it to tell a model's constants from
+    values computed from its input outside the recorded graph."""
+    return _FollowInput(data)
+
+
+class _FollowInput:
+    def __init__(self, data: Any) -> None:
+        self.data = data
+
+    def __enter__(self) -> dict[int, Any]:
+        state.derived = {id(self.data): self.data}   # arrays kept alive: ids stay unique
+        return state.derived
+
+    def __exit__(self, *exc: object) -> None:
+        state.derived = None
+
+
+def is_derived(array: Any, derived: dict[int, Any]) -> bool:
+    """Whether `array`, or an array it is a view of, was computed from the input."""
+    while array is not None:
+        if id(array) in derived:
+            return True
+        array = getattr(array, "base", None)
+    return False
+
+
+def on_untracked(out: Any, *operands: Any) -> None:
+    """A result made outside `Function.apply` (a comparison): follow the input through it."""
+    derived = state.derived
+    if derived is not None and any(is_derived(a, derived) for a in operands):
+        derived[id(out)] = out
 
 
 class AnomalyError(FloatingPointError):
@@ -82,6 +119,12 @@ def on_forward(ctx: Any, arrays: list[np.ndarray], out: np.ndarray) -> None:
     ctx.where = user_site()
     ctx.sequence = state.counter
     state.counter += 1
+    derived = state.derived
+    if derived is not None and (
+            any(is_derived(a, derived) for a in arrays) or
+            any(is_derived(v, derived) for v in ctx.params.values()
+                if isinstance(v, np.ndarray))):
+        derived[id(out)] = out
     if not state.anomaly or state.in_backward:
         return
     count = _non_finite(out)
