@@ -1,17 +1,23 @@
 """Receptive fields: the region of the input one output element can see.
 
-Theoretical, from the geometry of the recorded ops: per spatial axis the field's size r,
-its jump j (the distance in input pixels between neighbouring outputs) and the input
-position `first` where the field of output 0 starts. A window op (conv, pool, unfold,
-local conv) with kernel k, stride s, dilation d and leading padding p gives
+Theoretical, from the geometry of the recorded ops. Along each spatial axis a field is a
+set of spans, each (r, j, first): output position i sees input positions
+[first + i*j, first + i*j + r - 1]; the field's box is the hull of its spans (branches of
+different geometry joined by an op give a field of several spans). A window op (conv,
+pool, unfold, local conv) with kernel k, stride s, dilation d and leading padding p maps
+every span to
 
     r' = r + (k - 1) * d * j,    j' = j * s,    first' = first - p * j;
 
-elementwise ops keep the field, ops that join tensors take the widest, and ops that mix
-positions (reshape, matmul, reductions over space) make it the whole input.
+elementwise ops keep the field (an axis broadcast from size 1 gets jump 0: every output
+position sees the field of input position 0), ops that join tensors take the union of
+their fields, reshapes that keep the last two axes keep it, and ops that mix positions
+(other reshapes, transposes, matmul, reductions, concatenation along a spatial axis, batch
+norm in training mode, which mixes the whole batch) make it the whole input.
 
-Effective, by autodiff (`receptive_field`): |d out[index] / d x| summed over channels and
-over a batch of inputs, with its bounding box.
+Effective, by autodiff (`receptive_field`): |d out[index] / d x| summed over channels (and
+over the batch, for an index of one example), with its bounding box. The theoretical box
+always contains the effective field's nonzeros.
 """
 
 from __future__ import annotations
@@ -31,29 +37,72 @@ WINDOW_OPS = {"conv2d", "max_pool2d", "avg_pool2d", "unfold", "local_conv2d"}
 KEEPS_FIELD = {"add", "sub", "mul", "div", "neg", "pow", "exp", "log", "sqrt", "tanh",
                "sigmoid", "softplus", "relu", "abs", "maximum", "clip", "cast", "identity",
                "where", "batch_norm", "local_response_norm", "channel_window_sum",
-               "concatenate", "broadcast_to", "max_pool2d_scatter", "avg_pool2d_spread"}
+               "concatenate", "broadcast_to", "max_pool2d_scatter", "avg_pool2d_spread",
+               "reshape"}
 WHOLE = "whole input"
+
+Span = tuple[int, int, int]   # (size r, jump j, first): position i sees [first + i*j, +r)
 
 
 @dataclass(frozen=True)
 class Field:
-    """A theoretical receptive field: size (h, w), jump (h, w), first (h, w)."""
+    """A theoretical receptive field: per spatial axis (h, w), a set of spans."""
 
-    size: tuple[int, int]
-    jump: tuple[int, int]
-    first: tuple[int, int]
+    spans: tuple[frozenset[Span], frozenset[Span]]
 
-    def box(self, index: tuple[int, int], hw: tuple[int, int]) -> tuple[int, int, int, int]:
+    @classmethod
+    def pixel(cls) -> Field:
+        """The field of an input pixel: itself."""
+        return cls((frozenset({(1, 1, 0)}), frozenset({(1, 1, 0)})))
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """The largest span size per axis (the field's size when it has one span)."""
+        return tuple(max(r for r, _, _ in axis) for axis in self.spans)
+
+    @property
+    def jump(self) -> tuple[int, int]:
+        return tuple(max(j for _, j, _ in axis) for axis in self.spans)
+
+    @property
+    def first(self) -> tuple[int, int]:
+        return tuple(min(f for _, _, f in axis) for axis in self.spans)
+
+    def box(self, index: tuple[int, int], hw: tuple[int, int]
+            ) -> tuple[int, int, int, int] | None:
         """(top, left, bottom, right), inclusive, of output (i, j)'s field in an input of
-        size hw, clipped to the input."""
-        starts = [f + i * j for f, i, j in zip(self.first, index, self.jump)]
-        top, left = (max(0, s) for s in starts)
-        bottom, right = (min(n - 1, s + r - 1) for s, r, n in zip(starts, self.size, hw))
-        return top, left, bottom, right
+        size hw, clipped to the input; None where the field lies outside it."""
+        lows, highs = [], []
+        for axis, i, n in zip(self.spans, index, hw):
+            lows.append(max(0, min(f + i * j for _, j, f in axis)))
+            highs.append(min(n - 1, max(f + i * j + r - 1 for r, j, f in axis)))
+        if any(low > high for low, high in zip(lows, highs)):
+            return None
+        return lows[0], lows[1], highs[0], highs[1]
+
+    def through_window(self, kernel: tuple[int, int], stride: tuple[int, int],
+                       dilation: tuple[int, int], lead: tuple[int, int]) -> Field:
+        return Field(tuple(frozenset((r + (k - 1) * d * j, j * s, f - p * j)
+                                     for r, j, f in axis)
+                           for axis, k, s, d, p in zip(self.spans, kernel, stride, dilation,
+                                                       lead)))
+
+    def broadcast(self, axes: tuple[bool, bool]) -> Field:
+        """Along each axis marked True the input had size 1: every output sees position 0."""
+        return Field(tuple(frozenset((r, 0, f) for r, _, f in axis) if spread else axis
+                           for axis, spread in zip(self.spans, axes)))
+
+    def union(self, other: Field) -> Field:
+        return Field(tuple(a | b for a, b in zip(self.spans, other.spans)))
 
     def __str__(self) -> str:
-        jump = self.jump[0] if self.jump[0] == self.jump[1] else f"{self.jump[0]}x{self.jump[1]}"
-        return f"{self.size[0]}x{self.size[1]} /{jump}"
+        parts = []
+        for h, w in zip(sorted(self.spans[0]), sorted(self.spans[1])):
+            jump = h[1] if h[1] == w[1] else f"{h[1]}x{w[1]}"
+            parts.append(f"{h[0]}x{w[0]} /{jump}")
+        if len(self.spans[0]) != len(self.spans[1]):
+            parts = [f"rows {sorted(self.spans[0])}, columns {sorted(self.spans[1])}"]
+        return " | ".join(parts)
 
 
 def _window(node: Context) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int],
@@ -65,25 +114,45 @@ def _window(node: Context) -> tuple[tuple[int, int], tuple[int, int], tuple[int,
     return kernel, params["stride"], params.get("dilation", (1, 1)), (padding[0], padding[2])
 
 
+def _mixes_positions(node: Context) -> bool:
+    """Ops of KEEPS_FIELD that mix positions with these parameters or shapes."""
+    out = node.output
+    if out.ndim < 2:
+        return True
+    if node.name == "batch_norm":
+        return bool(node.params.get("training"))
+    if node.name == "concatenate":
+        return node.params["axis"] % out.ndim >= out.ndim - 2
+    if node.name == "reshape":
+        x = node.inputs[0]
+        return x.ndim < 2 or x.shape[-2:] != out.shape[-2:]
+    return False
+
+
+def _aligned(field: Field, tensor: Tensor, out: Tensor) -> Field:
+    """An input's field as seen from the output, through numpy broadcasting."""
+    if tensor.ndim < 2:
+        return field.broadcast((True, True))
+    return field.broadcast(tuple(tensor.shape[a] == 1 and out.shape[a] != 1 for a in (-2, -1)))
+
+
 def _through(node: Context, fields: list[Any]) -> Any:
     """The field of a node's output from its inputs' fields (None: no spatial meaning)."""
-    spatial = [f for f in fields if f is not None]
+    spatial = [(t, f) for t, f in zip(node.inputs, fields) if f is not None]
     if not spatial:
         return None
-    if WHOLE in spatial or node.name not in WINDOW_OPS | KEEPS_FIELD:
+    if any(f == WHOLE for _, f in spatial) or node.name not in WINDOW_OPS | KEEPS_FIELD:
         return WHOLE
     if node.name in WINDOW_OPS:
         field = fields[0]
-        if field is None:
-            return None
-        kernel, stride, dilation, lead = _window(node)
-        return Field(tuple(r + (k - 1) * d * j for r, k, d, j in
-                           zip(field.size, kernel, dilation, field.jump)),
-                     tuple(j * s for j, s in zip(field.jump, stride)),
-                     tuple(f - p * j for f, p, j in zip(field.first, lead, field.jump)))
-    return Field(tuple(max(f.size[a] for f in spatial) for a in (0, 1)),
-                 tuple(max(f.jump[a] for f in spatial) for a in (0, 1)),
-                 tuple(min(f.first[a] for f in spatial) for a in (0, 1)))
+        return None if field is None else field.through_window(*_window(node))
+    if _mixes_positions(node):
+        return WHOLE
+    joined = None
+    for tensor, field in spatial:
+        field = _aligned(field, tensor, node.output)
+        joined = field if joined is None else joined.union(field)
+    return joined
 
 
 def theoretical_fields(out: Tensor, images: Tensor | None = None) -> dict[int, Any]:
@@ -97,7 +166,7 @@ def theoretical_fields(out: Tensor, images: Tensor | None = None) -> dict[int, A
             return fields.get(id(tensor.grad_fn))
         is_image = tensor is images if images is not None else \
             tensor.ndim == 4 and not tensor.requires_grad
-        return Field((1, 1), (1, 1), (0, 0)) if is_image else None
+        return Field.pixel() if is_image else None
 
     for node in reversed(topological_nodes([out])):
         fields[id(node)] = _through(node, [field_of(t) for t in node.inputs])
@@ -106,12 +175,15 @@ def theoretical_fields(out: Tensor, images: Tensor | None = None) -> dict[int, A
 
 def receptive_field(f: Callable[[Tensor], Tensor], x: Any, index: tuple[int, ...]
                     ) -> tuple[np.ndarray, tuple[int, int, int, int] | None]:
-    """The effective receptive field of output element `index`: |d out[n][index] / d x|
-    summed over channels and over the batch (an average over inputs, as the effective
-    field is usually defined), an array of the input's spatial shape (H, W), and its
-    bounding box (top, left, bottom, right), inclusive, or None where it is all zero.
+    """The effective receptive field of one output element: |d out[index] / d x| summed
+    over channels, an array of the input's spatial shape (H, W), and its bounding box
+    (top, left, bottom, right), inclusive, or None where it is all zero.
 
-    x is (N, C, H, W) (or one (C, H, W) image); `index` indexes one example's output.
+    x is (N, C, H, W) (or one (C, H, W) image, given to f as a batch of one). `index` is
+    the full index of the output element, as in ``out[index]`` (``(n, c, h, w)`` for a
+    batched output); an index one shorter indexes one example's output and is taken at
+    every example of the batch, summed (an average over inputs, as the effective field is
+    usually defined).
     """
     array = np.asarray(x.data if isinstance(x, Tensor) else x)
     if array.ndim == 3:
@@ -122,15 +194,16 @@ def receptive_field(f: Callable[[Tensor], Tensor], x: Any, index: tuple[int, ...
     images = Tensor(array, requires_grad=True)
     with enable_grad():
         out = f(images)
-    index = tuple(index)
-    if len(index) != out.ndim - 1:
-        raise ValueError(f"receptive_field: index {index} must index one example's output "
-                         f"of shape {out.shape[1:]}")
-    if any(not 0 <= i < n for i, n in zip(index, out.shape[1:])):
-        raise ValueError(f"receptive_field: index {index} is outside one example's output "
-                         f"of shape {out.shape[1:]}")
+    index = tuple(int(i) for i in index)
+    if len(index) not in (out.ndim, out.ndim - 1):
+        raise ValueError(f"receptive_field: index {index} must index the output of shape "
+                         f"{out.shape} (or one example's output, {out.shape[1:]})")
+    shape = out.shape if len(index) == out.ndim else out.shape[1:]
+    if any(not 0 <= i < n for i, n in zip(index, shape)):
+        raise ValueError(f"receptive_field: index {index} is outside the output's shape "
+                         f"{shape}")
     seed = np.zeros(out.shape, out.dtype)
-    seed[(slice(None),) + index] = 1
+    seed[index if len(index) == out.ndim else (slice(None),) + index] = 1
     (grad,) = grad_of(out, [images], seed, allow_unused=True)
     field = np.zeros(array.shape[2:]) if grad is None else np.abs(grad.data).sum(axis=(0, 1))
     rows, cols = np.nonzero(field)

@@ -50,14 +50,20 @@ def summary(f: Callable, *args: Any, file: Any = None) -> list[dict]:
     ops), multiply-accumulates of conv and matmul, the bytes each op keeps for backward
     (`saved_arrays`) and the theoretical receptive field of its output (size (h, w) and
     jump, see `receptive.py`). Prints the table; returns the rows (dicts) with a final
-    "total" row, whose saved bytes count each array once."""
+    "total" row, whose saved bytes count each array once.
+
+    Floating numpy arrays among `args` are the model's inputs: they are traced (so ops
+    applied to them before any parameter have rows too) and are not counted as params."""
     from .receptive import Field, theoretical_fields
+    args = tuple(Tensor(a, requires_grad=True, name="input")
+                 if isinstance(a, np.ndarray) and a.dtype.kind == "f" else a for a in args)
+    inputs = [a for a in args if isinstance(a, Tensor) and a.name == "input"]
     with enable_grad():
         out = f(*args)
     if not isinstance(out, Tensor):
         raise TypeError(f"summary: the function must return a Tensor, got {type(out).__name__}")
-    rows, counted, carried, kept = [], set(), {}, {}
-    fields = theoretical_fields(out)
+    rows, counted, carried, kept = [], {id(t) for t in inputs}, {}, {}
+    fields = theoretical_fields(out, inputs[0] if len(inputs) == 1 else None)
     for node in forward_order([out]):
         arrays = saved_arrays(node)
         kept.update((id(a), a) for a in arrays)
@@ -67,7 +73,8 @@ def summary(f: Callable, *args: Any, file: Any = None) -> list[dict]:
                 counted.add(id(t))
                 params += t.size
             params += carried.pop(id(t), 0)
-        if node.name in SHAPE_OPS and all(t.grad_fn is None for t in node.inputs):
+        if node.name in SHAPE_OPS and all(t.grad_fn is None and not any(t is i for i in inputs)
+                                          for t in node.inputs):
             carried[id(node.output)] = params  # a reshaped parameter: count it at its user
             continue
         field = fields[id(node)]
