@@ -86,6 +86,7 @@ class Context:
     """
 
     where: str | None = None
+    called: str | None = None
     sequence: int = -1
     saved: tuple | None = ()
     released = False
@@ -294,7 +295,7 @@ def _run_backward(nodes: list[Context], roots: Sequence[Tensor],
                     _check_input_grads(node, input_grads)
             if not retain_graph:
                 node.saved, node.released = None, True   # node.release(), inline
-            for tensor, input_grad in zip(node.inputs, input_grads):
+            for index, (tensor, input_grad) in enumerate(zip(node.inputs, input_grads)):
                 if input_grad is None or not tensor.requires_grad:
                     continue
                 if input_grad.__class__ is not Tensor or \
@@ -307,6 +308,10 @@ def _run_backward(nodes: list[Context], roots: Sequence[Tensor],
                     grads[key] = input_grad
                     if tensor.grad_fn is None:
                         leaves[key] = tensor
+                elif anomaly:
+                    with trace.backward_formula():
+                        grads[key] = previous + input_grad
+                    trace.on_accumulate(node, index, (previous, input_grad), grads[key])
                 else:
                     grads[key] = previous + input_grad
     found.update(grads)

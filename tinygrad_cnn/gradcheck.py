@@ -111,8 +111,8 @@ def prepare_inputs(inputs: Sequence[Any], caller: str
                               stacklevel=3)
             checked.append(i)
             values.append(np.array(array, dtype=np.float64))
-        else:
-            values.append(array)
+        else:   # a Buffer is copied here and again for every call: inputs never change
+            values.append(np.array(array).view(Buffer) if isinstance(value, Buffer) else array)
     if not checked:
         raise ValueError(f"{caller}: no input to check; pass floating-point numpy arrays or "
                          "Tensors with requires_grad=True")
@@ -121,7 +121,8 @@ def prepare_inputs(inputs: Sequence[Any], caller: str
 
 def _call(f: Callable, values: list[Any], checked: list[int],
           requires_grad: bool) -> tuple[Tensor, list[Tensor]]:
-    tensors = [Tensor._make(v, requires_grad and i in checked, None)
+    tensors = [Tensor._make(v.copy() if isinstance(v, Buffer) else v,
+                            requires_grad and i in checked, None)
                for i, v in enumerate(values)]
     out = f(*tensors)
     if not isinstance(out, Tensor):

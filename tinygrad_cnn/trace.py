@@ -89,23 +89,52 @@ class AnomalyError(FloatingPointError):
     """
 
     def __init__(self, op: str, phase: str, where: str, shape: tuple[int, ...], count: int,
-                 input_finite: bool, detail: str = "") -> None:
+                 input_finite: bool, detail: str = "", inner_op: str | None = None) -> None:
         self.op, self.phase, self.where = op, phase, where
         self.shape, self.count, self.input_finite = shape, count, input_finite
+        self.inner_op = inner_op
         source = "from finite inputs" if input_finite else "from inputs that were already " \
                                                            "non-finite"
-        super().__init__(f"{op} ({where}) produced {count} non-finite value(s) in its "
-                         f"{phase}{detail}, shape {shape}, {source}")
+        inside = f" (inside it: {inner_op})" if inner_op else ""
+        super().__init__(f"{op}{inside} ({where}) produced {count} non-finite value(s) in "
+                         f"its {phase}{detail}, shape {shape}, {source}")
+
+
+FUNCTIONAL_FILE = os.path.join(PACKAGE_DIR, "functional.py")
 
 
 def user_site() -> str:
     """``file.py:LINE`` of the innermost stack frame outside the engine and the ops."""
+    return call_site()[0]
+
+
+def call_site() -> tuple[str, str | None]:
+    """(``file.py:LINE`` of the innermost frame outside the engine and the ops, the public
+    function of `functional` the user called there, if the op runs inside one)."""
     frame = sys._getframe(1)
+    called = None
     while frame is not None and frame.f_code.co_filename.startswith(ENGINE_FILES):
+        if frame.f_code.co_filename == FUNCTIONAL_FILE and \
+                not frame.f_code.co_name.startswith("_"):
+            called = frame.f_code.co_name
         frame = frame.f_back
     if frame is None:
-        return "<tinygrad_cnn>"
-    return f"{os.path.basename(frame.f_code.co_filename)}:{frame.f_lineno}"
+        return "<tinygrad_cnn>", called
+    return f"{os.path.basename(frame.f_code.co_filename)}:{frame.f_lineno}", called
+
+
+def _nan_count(array: np.ndarray) -> int:
+    if array.dtype.kind not in "fc" or array.size == 0:
+        return 0
+    return int(np.count_nonzero(np.isnan(array)))
+
+
+def _names(ctx: Any) -> tuple[str, str | None]:
+    """(the op to name first, the inner op): the composite the user called, if any."""
+    called = getattr(ctx, "called", None)
+    if called is not None and called != ctx.name:
+        return called, ctx.name
+    return ctx.name, None
 
 
 def _non_finite(array: np.ndarray) -> int:
@@ -116,7 +145,7 @@ def _non_finite(array: np.ndarray) -> int:
 
 def on_forward(ctx: Any, arrays: list[np.ndarray], out: np.ndarray) -> None:
     """Called by `Function.apply` while tracing or in anomaly mode."""
-    ctx.where = user_site()
+    ctx.where, ctx.called = call_site()
     ctx.sequence = state.counter
     state.counter += 1
     derived = state.derived
@@ -127,25 +156,41 @@ def on_forward(ctx: Any, arrays: list[np.ndarray], out: np.ndarray) -> None:
         derived[id(out)] = out
     if not state.anomaly or state.in_backward:
         return
+    # as PyTorch: a forward is flagged only where it made NaN or Inf from finite inputs
     count = _non_finite(out)
-    if count:
-        finite = all(_non_finite(a) == 0 for a in arrays)
-        raise AnomalyError(ctx.name, "forward", ctx.where, out.shape, count, finite)
+    if count and all(_non_finite(a) == 0 for a in arrays):
+        op, inner = _names(ctx)
+        raise AnomalyError(op, "forward", ctx.where, out.shape, count, True, inner_op=inner)
 
 
 def on_backward(node: Any, g: Any, input_grads: tuple) -> None:
-    """Called for every node in backward in anomaly mode, with what its backward returned."""
+    """Called for every node in backward in anomaly mode, with what its backward returned:
+    a NaN in a gradient is flagged (an infinite gradient, such as sqrt's at 0, is not:
+    PyTorch's rule)."""
     for index, grad in enumerate(input_grads):
         if grad is None:
             continue
         array = grad.data if hasattr(grad, "data") else np.asarray(grad)
-        count = _non_finite(array)
+        count = _nan_count(array)
         if count:
             finite = _non_finite(g.data) == 0 and \
                 all(_non_finite(t.data) == 0 for t in node.inputs)
-            raise AnomalyError(node.name, "backward", node.where or "<created outside "
+            op, inner = _names(node)
+            raise AnomalyError(op, "backward", node.where or "<created outside "
                                "detect_anomaly>", array.shape, count, finite,
-                               f" (the gradient of input {index})")
+                               f" (the gradient of input {index})", inner)
+
+
+def on_accumulate(node: Any, index: int, parts: tuple, total: Any) -> None:
+    """Called in anomaly mode when two gradients of one tensor are added in backward: an
+    overflow (or inf - inf) there is flagged in the backward phase of the node whose
+    gradient completed the sum."""
+    count = _non_finite(total.data)
+    if count and all(_non_finite(p.data) == 0 for p in parts):
+        op, inner = _names(node)
+        raise AnomalyError(op, "backward", node.where or "<created outside detect_anomaly>",
+                           total.shape, count, True,
+                           f" (adding up the gradient of input {index})", inner)
 
 
 class _Counter(ContextDecorator):
@@ -169,14 +214,16 @@ class tracing(_Counter):
 
 class detect_anomaly(_Counter):
     """Context manager and decorator: raise `AnomalyError` at the first op whose forward
-    output or backward gradient holds NaN or Inf, naming the op, the phase and the line of
-    the user's code that created it. Thread-local; blocks nest.
+    made NaN or Inf from finite inputs, or whose backward returned a NaN gradient (PyTorch's
+    rules), naming the op (the `functional` function the user called, then the op inside
+    it), the phase and the line of the user's code that created it. Thread-local; blocks
+    nest.
 
     >>> import numpy as np, tinygrad_cnn as tg
     >>> x = tg.Tensor(np.array([0.0, 1.0]), requires_grad=True)
     >>> try:
     ...     with tg.detect_anomaly():
-    ...         x.sqrt().sum().backward()
+    ...         (x.sqrt() * np.array([0.0, 1.0])).sum().backward()   # 0 * inf at 0
     ... except tg.AnomalyError as error:
     ...     print(error.op, error.phase, error.count, error.input_finite)
     sqrt backward 1 True
