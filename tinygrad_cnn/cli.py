@@ -251,7 +251,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from .data import DatasetError
-    from .train import run
+    from .train import TrainingInterrupted, run
     default_epochs = 30 if args.dataset == "digits" else 8 if \
         args.dataset == "mnist-t10k" else 5
     epochs = args.epochs or (None if args.resume else default_epochs)
@@ -265,6 +265,14 @@ def cmd_train(args: argparse.Namespace) -> int:
             resume=args.resume)
     except (ValueError, PermissionError, DatasetError) as error:
         raise UsageError(str(error)) from None
+    except TrainingInterrupted as stop:
+        if stop.saved:
+            print(f"\ninterrupted: {stop.saved} finished epoch(s) are saved in {stop.out}; "
+                  f"continue with: tinygrad-cnn train --resume {stop.out}", file=sys.stderr)
+        else:
+            print("\ninterrupted before the first epoch finished: nothing was saved",
+                  file=sys.stderr)
+        return 130
     return 0
 
 

@@ -184,6 +184,7 @@ def batches(x: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool = True,
 # ----------------------------------------------------------------------------- save / load
 ARCHIVE_FORMAT = "tinygrad_cnn.params"
 MANIFEST = "tree.json"  # the tree's structure; the arrays are members arr_0.npy, arr_1.npy...
+ARCHIVE_MARK = b"tinygrad_cnn parameter archive"   # the zip comment of every saved archive
 
 
 def _encode_tree(node: Any, where: str, arrays: list[np.ndarray]) -> dict:
@@ -200,6 +201,10 @@ def _encode_tree(node: Any, where: str, arrays: list[np.ndarray]) -> dict:
         kind = "list" if isinstance(node, list) else "tuple"
         return {kind: [_encode_tree(item, f"{where}[{i}]", arrays) for i, item in enumerate(node)]}
     array = node.data if isinstance(node, Tensor) else node
+    if isinstance(array, np.ndarray) and type(array) not in (np.ndarray, Buffer):
+        raise TypeError(f"save: {where} is a {type(array).__name__}, which load could not "
+                        "give back exactly (a masked array would lose its mask); save "
+                        "np.asarray of it, and its mask as an array of its own")
     if not isinstance(array, (np.ndarray, np.generic)):
         raise TypeError(f"save: {where} is a {type(node).__name__}; leaves must be Tensors, "
                         "numpy arrays or numpy scalars (wrap a number in np.asarray)")
@@ -257,6 +262,7 @@ def save(params: Any, path: str | os.PathLike, meta: dict | None = None) -> Path
 
     def write(file: BinaryIO) -> None:
         with zipfile.ZipFile(file, "w", zipfile.ZIP_STORED) as archive:
+            archive.comment = ARCHIVE_MARK
             archive.writestr(MANIFEST, manifest)
             for index, array in enumerate(arrays):
                 with archive.open(f"arr_{index}.npy", "w", force_zip64=True) as member:
@@ -308,11 +314,29 @@ def _open_archive(path: Path) -> zipfile.ZipFile:
                            f"({error})") from None
 
 
+def _written_by_save(path: Path, names: list[str]) -> bool:
+    """Whether `save` wrote this archive, told by three marks a damaged file cannot all lose
+    at once: the manifest among the members, the manifest's name in the first local
+    header (the file's bytes 30..38) and ARCHIVE_MARK in the archive's comment (the
+    file's last bytes, read raw)."""
+    if MANIFEST in names:
+        return True
+    with open(path, "rb") as file:
+        head = file.read(30 + len(MANIFEST))
+        file.seek(max(0, path.stat().st_size - 1024))
+        tail = file.read()
+    return head[30:] == MANIFEST.encode() or ARCHIVE_MARK in tail
+
+
 def _read_archive(path: Path) -> tuple[Any, dict]:
     """(the tree, the meta dict) of an archive; archives without a manifest (older saves
-    and plain numpy.savez files) give a dict nested by '/' in their member names."""
+    and plain numpy.savez files) give a dict nested by '/' in their member names. An
+    archive `save` wrote is never read that way: damaged, it raises DatasetError."""
     with _open_archive(path) as archive:
         names = archive.namelist()
+        if MANIFEST not in names and _written_by_save(path, names):
+            raise DatasetError(f"load: {path} was written by tinygrad_cnn's save but its "
+                               f"{MANIFEST} cannot be found: the archive is damaged")
         if MANIFEST not in names:
             flat = {name[:-4]: _read_member(archive, name, path) for name in names
                     if name.endswith(".npy")}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import inspect
+import io
 import json
 import time
 import warnings
@@ -179,12 +180,15 @@ def print_row(row: dict, header: bool = False) -> None:
 
 
 def write_metrics(history: list[dict], out: Path, settings: dict) -> None:
-    (out / "metrics.json").write_text(json.dumps({"settings": settings, "epochs": history},
-                                                 indent=2))
-    with open(out / "metrics.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(history[0]))
-        writer.writeheader()
-        writer.writerows(history)
+    """metrics.json and metrics.csv, each written atomically."""
+    text = json.dumps({"settings": settings, "epochs": history}, indent=2).encode()
+    datasets.write_atomically(out / "metrics.json", lambda file: file.write(text))
+    table = io.StringIO(newline="")
+    writer = csv.DictWriter(table, fieldnames=list(history[0]))
+    writer.writeheader()
+    writer.writerows(history)
+    rows = table.getvalue().encode()
+    datasets.write_atomically(out / "metrics.csv", lambda file: file.write(rows))
 
 
 def conv_outputs(model: Callable, params: Any, image: np.ndarray) -> list[np.ndarray]:
@@ -306,8 +310,57 @@ def _fresh_run(dataset: Dataset, model: str, settings: dict, batch_norm: bool) -
     return Run(settings, init_options, params, opt, np.random.default_rng(settings["seed"]), [])
 
 
+CHECKPOINT = "checkpoint.npz"   # one archive per finished epoch: what --resume reads
+
+
+class TrainingInterrupted(Exception):
+    """Ctrl-C during training: `saved` epochs are in `out` (0: nothing was saved)."""
+
+    def __init__(self, out: Path, saved: int) -> None:
+        super().__init__(f"interrupted; {saved} finished epoch(s) saved in {out}")
+        self.out, self.saved = out, saved
+
+
+def save_state(state: Run, history: list[dict], out_dir: Path) -> None:
+    """Everything a finished epoch leaves: first `checkpoint.npz`, one atomic archive with
+    the params, the optimizer state, the generator, the settings and the history, which is
+    all --resume reads; then params.npz, optimizer.npz and the metrics for the user."""
+    rng_state = state.rng.bit_generator.state
+    datasets.save({"params": state.params, "optimizer": state.optimizer.state_dict()},
+                  out_dir / CHECKPOINT,
+                  meta={"epoch": len(history), "rng": rng_state, "settings": state.settings,
+                        "init": state.init_options, "history": history})
+    datasets.save(state.params, out_dir / "params.npz",
+                  meta={"model": state.settings["model"], "init": state.init_options,
+                        "epoch": len(history)})
+    datasets.save(state.optimizer.state_dict(), out_dir / "optimizer.npz",
+                  meta={"epoch": len(history), "rng": rng_state})
+    write_metrics(history, out_dir, state.settings)
+
+
+def _as_run(settings: dict, init_options: dict, params: dict, saved: Any, rng_state: dict,
+            history: list) -> Run:
+    params = {key: value if isinstance(value, Buffer) else
+              Tensor(value, requires_grad=True, name=key) for key, value in params.items()}
+    opt = OPTIMIZERS[settings["optimizer"]](params, settings["lr"])
+    opt.load_state_dict(saved)
+    rng = np.random.default_rng()
+    rng.bit_generator.state = rng_state
+    return Run(settings, init_options, params, opt, rng, history)
+
+
 def _resumed_run(folder: Path, epochs: int | None) -> Run:
-    """The state a run saved (params, optimizer, generator, history) to go on from."""
+    """The state a run saved (params, optimizer, generator, history) to go on from: its
+    checkpoint, or for a folder written before checkpoints, its three files, which must
+    all be of the same epoch."""
+    if (folder / CHECKPOINT).exists():
+        tree = datasets.load(folder / CHECKPOINT)
+        meta = datasets.read_meta(folder / CHECKPOINT)
+        settings = dict(meta["settings"], epochs=epochs or meta["settings"]["epochs"])
+        datasets.check_model_params(tree["params"], settings["model"], meta["init"],
+                                    str(folder / CHECKPOINT))
+        return _as_run(settings, meta["init"], tree["params"], tree["optimizer"], meta["rng"],
+                       meta["history"])
     try:
         record = json.loads((folder / "metrics.json").read_text())
         saved = datasets.load(folder / "optimizer.npz")
@@ -317,14 +370,15 @@ def _resumed_run(folder: Path, epochs: int | None) -> Run:
                          "written by tinygrad-cnn train") from None
     settings = dict(record["settings"], epochs=epochs or record["settings"]["epochs"])
     params = datasets.load(folder / "params.npz", model=settings["model"])
-    params = {key: value if isinstance(value, Buffer) else
-              Tensor(value, requires_grad=True, name=key) for key, value in params.items()}
-    opt = OPTIMIZERS[settings["optimizer"]](params, settings["lr"])
-    opt.load_state_dict(saved)
-    rng = np.random.default_rng()
-    rng.bit_generator.state = meta["rng"]
-    init_options = datasets.read_meta(folder / "params.npz").get("init", {})
-    return Run(settings, init_options, params, opt, rng, record["epochs"])
+    params_meta = datasets.read_meta(folder / "params.npz")
+    epochs_of = {"metrics.json": len(record["epochs"]), "optimizer.npz": meta.get("epoch"),
+                 "params.npz": params_meta.get("epoch", meta.get("epoch"))}
+    if len(set(epochs_of.values())) != 1:
+        raise ValueError(f"--resume {folder}: its files are of different epochs (" +
+                         ", ".join(f"{name} {epoch}" for name, epoch in epochs_of.items()) +
+                         "): a write was interrupted; nothing consistent to resume from")
+    return _as_run(settings, params_meta.get("init", {}), params, saved, meta["rng"],
+                   record["epochs"])
 
 
 def run(dataset: str = "digits", model: str = "lenet5", epochs: int | None = 10,
@@ -348,19 +402,32 @@ def run(dataset: str = "digits", model: str = "lenet5", epochs: int | None = 10,
     if resume is not None:
         state = _resumed_run(Path(resume), epochs)
         out_dir = prepare_output(out or resume)
+        return out_dir, _train_in(state, None, out_dir, progress, max_steps, output, data_root,
+                                  batch_norm)
     else:
         settings = {"dataset": dataset, "model": model, "epochs": epochs or 10,
                     "batch_size": batch_size, "seed": seed, "optimizer": optimizer,
                     "lr": DEFAULT_LR[optimizer] if lr is None else lr}
-        out_dir = prepare_output(out)
         get_model(model)
-        state = None
+        fresh = out is None or not Path(out).exists()
+        out_dir = prepare_output(out)
+    try:
+        return out_dir, _train_in(None, settings, out_dir, progress, max_steps, output,
+                                  data_root, batch_norm)
+    except BaseException:
+        if fresh and out_dir.is_dir() and not any(out_dir.iterdir()):
+            out_dir.rmdir()   # nothing was written: leave no empty run folder behind
+        raise
+
+
+def _train_in(state: Run | None, settings: dict | None, out_dir: Path, progress: bool,
+              max_steps: int | None, output: str, data_root: str | None,
+              batch_norm: bool) -> list[dict]:
     settings = state.settings if state else settings
     data = load_dataset(settings["dataset"], settings["seed"], data_root)
     state = state or _fresh_run(data, settings["model"], settings, batch_norm)
     settings.update(train_examples=len(data.x_train), test_examples=len(data.x_test))
-    history = _train(state, data, out_dir, progress, max_steps, output)
-    return out_dir, history
+    return _train(state, data, out_dir, progress, max_steps, output)
 
 
 def _train(state: Run, data: Dataset, out_dir: Path, progress: bool, max_steps: int | None,
@@ -374,17 +441,24 @@ def _train(state: Run, data: Dataset, out_dir: Path, progress: bool, max_steps: 
               f"seed {settings['seed']}" + (f", resumed after epoch {len(state.history)}"
                                             if state.history else ""))
 
+    finished = list(state.history)
+
     def report(row: dict) -> None:
+        finished.append(row)
+        save_state(state, finished, out_dir)   # every finished epoch survives an interrupt
         if output == "json":
             print(json.dumps(row), flush=True)
         elif output == "table":
             print_row(row, header=row["epoch"] == len(state.history) + 1)
 
     done = state.history[-1]["seconds"] if state.history else 0.0
-    history = state.history + fit(
-        model_fn, state.params, data, settings["epochs"], settings["batch_size"],
-        state.optimizer, settings["seed"], progress, max_steps, report, rng=state.rng,
-        first_epoch=len(state.history) + 1, seconds=done)
+    try:
+        history = state.history + fit(
+            model_fn, state.params, data, settings["epochs"], settings["batch_size"],
+            state.optimizer, settings["seed"], progress, max_steps, report, rng=state.rng,
+            first_epoch=len(state.history) + 1, seconds=done)
+    except KeyboardInterrupt:
+        raise TrainingInterrupted(out_dir, len(finished)) from None
     _write_run(state, history, data, out_dir, output)
     return history
 
@@ -392,11 +466,6 @@ def _train(state: Run, data: Dataset, out_dir: Path, progress: bool, max_steps: 
 def _write_run(state: Run, history: list[dict], data: Dataset, out_dir: Path,
                output: str) -> None:
     model_fn, _ = get_model(state.settings["model"])
-    datasets.save(state.params, out_dir / "params.npz",
-                  meta={"model": state.settings["model"], "init": state.init_options})
-    datasets.save(state.optimizer.state_dict(), out_dir / "optimizer.npz",
-                  meta={"epoch": len(history), "rng": state.rng.bit_generator.state})
-    write_metrics(history, out_dir, state.settings)
     write_pictures(model_fn, state.params, history, data, out_dir)
     graph = write_graph(model_fn, state.params, data, out_dir)
     final = history[-1] if history else {"test_accuracy": float("nan"), "seconds": 0.0}
