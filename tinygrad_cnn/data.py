@@ -185,21 +185,25 @@ def batches(x: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool = True,
 ARCHIVE_FORMAT = "tinygrad_cnn.params"
 MANIFEST = "tree.json"  # the tree's structure; the arrays are members arr_0.npy, arr_1.npy...
 ARCHIVE_MARK = b"tinygrad_cnn parameter archive"   # the zip comment of every saved archive
+MAX_DEPTH = 100   # nesting of a saved tree; deeper manifests are refused, not recursed into
 
 
-def _encode_tree(node: Any, where: str, arrays: list[np.ndarray]) -> dict:
+def _encode_tree(node: Any, where: str, arrays: list[np.ndarray], depth: int = 0) -> dict:
     """The JSON description of a tree of dicts (string keys), lists and tuples whose leaves
     are Tensors or arrays; the arrays are appended to `arrays`. Refuses anything else."""
+    if depth > MAX_DEPTH:
+        raise ValueError(f"save: {where[:60]}... is nested deeper than {MAX_DEPTH} levels")
     if isinstance(node, dict):
         for key in node:
             if not isinstance(key, str):
                 raise TypeError(f"save: key {key!r} in {where} is a {type(key).__name__}; "
                                 "keys must be strings")
-        return {"dict": [[key, _encode_tree(value, f"{where}[{key!r}]", arrays)]
+        return {"dict": [[key, _encode_tree(value, f"{where}[{key!r}]", arrays, depth + 1)]
                          for key, value in node.items()]}
     if isinstance(node, (list, tuple)):
         kind = "list" if isinstance(node, list) else "tuple"
-        return {kind: [_encode_tree(item, f"{where}[{i}]", arrays) for i, item in enumerate(node)]}
+        return {kind: [_encode_tree(item, f"{where}[{i}]", arrays, depth + 1)
+                       for i, item in enumerate(node)]}
     array = node.data if isinstance(node, Tensor) else node
     if isinstance(array, np.ndarray) and type(array) not in (np.ndarray, Buffer):
         raise TypeError(f"save: {where} is a {type(array).__name__}, which load could not "
@@ -223,7 +227,9 @@ def write_atomically(path: Path, write: Callable[[BinaryIO], None]) -> None:
     if not path.parent.is_dir():
         raise FileNotFoundError(f"cannot write {path}: the folder {path.parent} does not "
                                 "exist")
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    # the temporary name stays short: a 255-character file name must still be writable
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name[:40]}.",
+                                     suffix=".part")
     try:
         with os.fdopen(fd, "wb") as file:
             write(file)
@@ -272,33 +278,78 @@ def save(params: Any, path: str | os.PathLike, meta: dict | None = None) -> Path
     return path
 
 
+# what a damaged or hand-made archive can raise while it is opened or read
+ARCHIVE_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError,
+                  RuntimeError, ValueError, MemoryError, UnicodeDecodeError)
+
+
+def _npy_payload(member: BinaryIO, info: zipfile.ZipInfo) -> tuple[tuple, np.dtype, int, int]:
+    """(shape, dtype, bytes the header promises, bytes the member holds) of an .npy member,
+    read from its header alone, so a header claiming 1e14 floats allocates nothing."""
+    version = np.lib.format.read_magic(member)
+    read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) \
+        else np.lib.format.read_array_header_2_0
+    shape, _, dtype = read_header(member)
+    return shape, dtype, math.prod(shape) * dtype.itemsize, info.file_size - member.tell()
+
+
 def _read_member(archive: zipfile.ZipFile, name: str, path: Path) -> np.ndarray:
+    where = f"load: {path} member {name}"
     try:
-        with archive.open(name) as member:
+        info = archive.getinfo(name)
+        with archive.open(info) as member:
+            shape, dtype, promised, held = _npy_payload(member, info)
+        if dtype.hasobject:
+            raise DatasetError(f"{where} holds object arrays, which would need unpickling "
+                               "(arbitrary code); refusing to load it")
+        if promised != held:
+            raise DatasetError(f"{where} is corrupt: its header says {dtype} {shape} "
+                               f"({promised} bytes) but it holds {held} bytes")
+        with archive.open(info) as member:
             return np.lib.format.read_array(member, allow_pickle=False)
-    except ValueError as error:
-        if "allow_pickle" in str(error):
-            raise DatasetError(f"load: {path} member {name} holds object arrays, which would "
-                               "need unpickling (arbitrary code); refusing to load it") from None
-        raise DatasetError(f"load: {path} member {name} is corrupt ({error})") from None
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as error:
-        raise DatasetError(f"load: {path} member {name} is corrupt ({error})") from None
+    except KeyError:
+        raise DatasetError(f"{where} is named by its {MANIFEST} but missing") from None
+    except ARCHIVE_ERRORS as error:
+        raise DatasetError(f"{where} is corrupt ({type(error).__name__}: {error})") from None
 
 
-def _decode_tree(node: Any, arrays: dict[int, np.ndarray], path: Path) -> Any:
+def _manifest_error(path: Path, node: Any, why: str) -> DatasetError:
+    return DatasetError(f"load: {path} has a malformed {MANIFEST}: {why} "
+                        f"(node {json.dumps(node)[:60]})")
+
+
+def _tree_indices(node: Any, path: Path, depth: int = 0) -> Iterator[int]:
+    """The array numbers a manifest tree names, checking its structure on the way."""
+    if depth > MAX_DEPTH:
+        raise _manifest_error(path, "...", f"nested deeper than {MAX_DEPTH} levels")
     if not isinstance(node, dict) or len(node) != 1:
-        raise DatasetError(f"load: {path} has a malformed {MANIFEST} (node {node!r:.60})")
+        raise _manifest_error(path, node, "a node must be an object with one key")
+    (kind, value), = node.items()
+    if kind == "dict" and isinstance(value, list) and all(
+            isinstance(item, list) and len(item) == 2 and isinstance(item[0], str)
+            for item in value):
+        for _, child in value:
+            yield from _tree_indices(child, path, depth + 1)
+    elif kind in ("list", "tuple") and isinstance(value, list):
+        for child in value:
+            yield from _tree_indices(child, path, depth + 1)
+    elif kind in ("array", "scalar", "buffer") and type(value) is int and value >= 0:
+        yield value
+    else:
+        raise _manifest_error(path, node, f"unexpected {kind!r} node")
+
+
+def _decode_tree(node: dict, arrays: dict[int, np.ndarray]) -> Any:
+    """The tree a manifest checked by _tree_indices describes, its leaves from `arrays`."""
     (kind, value), = node.items()
     if kind == "dict":
-        return {key: _decode_tree(child, arrays, path) for key, child in value}
+        return {key: _decode_tree(child, arrays) for key, child in value}
     if kind in ("list", "tuple"):
-        items = [_decode_tree(child, arrays, path) for child in value]
+        items = [_decode_tree(child, arrays) for child in value]
         return items if kind == "list" else tuple(items)
-    if kind in ("array", "scalar", "buffer") and value in arrays:
-        array = arrays[value]
-        return array[()] if kind == "scalar" else array.view(Buffer) if kind == "buffer" \
-            else array
-    raise DatasetError(f"load: {path} has a malformed {MANIFEST} (node {node!r:.60})")
+    array = arrays[value]
+    return array[()] if kind == "scalar" else array.view(Buffer) if kind == "buffer" \
+        else array
 
 
 def _open_archive(path: Path) -> zipfile.ZipFile:
@@ -309,9 +360,9 @@ def _open_archive(path: Path) -> zipfile.ZipFile:
                            "written by save; read it with np.load(path, allow_pickle=False)")
     try:
         return zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as error:
+    except ARCHIVE_ERRORS as error:
         raise DatasetError(f"load: {path} is not an .npz archive, or it is truncated "
-                           f"({error})") from None
+                           f"({type(error).__name__}: {error})") from None
 
 
 def _written_by_save(path: Path, names: list[str]) -> bool:
@@ -328,10 +379,27 @@ def _written_by_save(path: Path, names: list[str]) -> bool:
     return head[30:] == MANIFEST.encode() or ARCHIVE_MARK in tail
 
 
+def _read_manifest(archive: zipfile.ZipFile, path: Path) -> dict:
+    try:
+        manifest = json.loads(archive.read(MANIFEST).decode("utf-8"))
+    except RecursionError:
+        raise DatasetError(f"load: {path} has a {MANIFEST} nested too deeply to read") from None
+    except ARCHIVE_ERRORS as error:
+        raise DatasetError(f"load: {path} member {MANIFEST} is corrupt "
+                           f"({type(error).__name__}: {error})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != ARCHIVE_FORMAT:
+        raise DatasetError(f"load: {path} has a {MANIFEST} that is not a "
+                           f"{ARCHIVE_FORMAT} manifest")
+    if not isinstance(manifest.get("meta", {}), dict):
+        raise _manifest_error(path, manifest["meta"], "meta must be an object")
+    return manifest
+
+
 def _read_archive(path: Path) -> tuple[Any, dict]:
     """(the tree, the meta dict) of an archive; archives without a manifest (older saves
     and plain numpy.savez files) give a dict nested by '/' in their member names. An
-    archive `save` wrote is never read that way: damaged, it raises DatasetError."""
+    archive `save` wrote is never read that way: damaged, it raises DatasetError. Only
+    the members the manifest names are read."""
     with _open_archive(path) as archive:
         names = archive.namelist()
         if MANIFEST not in names and _written_by_save(path, names):
@@ -341,16 +409,11 @@ def _read_archive(path: Path) -> tuple[Any, dict]:
             flat = {name[:-4]: _read_member(archive, name, path) for name in names
                     if name.endswith(".npy")}
             return _nest_by_slash(flat), {}
-        try:
-            manifest = json.loads(archive.read(MANIFEST).decode("utf-8"))
-        except (ValueError, zipfile.BadZipFile, zlib.error, OSError) as error:
-            raise DatasetError(f"load: {path} has a corrupt {MANIFEST} ({error})") from None
-        if not isinstance(manifest, dict) or manifest.get("format") != ARCHIVE_FORMAT:
-            raise DatasetError(f"load: {path} has a {MANIFEST} that is not a "
-                               f"{ARCHIVE_FORMAT} manifest")
-        arrays = {int(name[4:-4]): _read_member(archive, name, path) for name in names
-                  if name.startswith("arr_") and name.endswith(".npy") and name[4:-4].isdigit()}
-        return _decode_tree(manifest.get("tree"), arrays, path), manifest.get("meta") or {}
+        manifest = _read_manifest(archive, path)
+        tree = manifest.get("tree")
+        arrays = {index: _read_member(archive, f"arr_{index}.npy", path)
+                  for index in sorted(set(_tree_indices(tree, path)))}
+        return _decode_tree(tree, arrays), manifest.get("meta") or {}
 
 
 def _nest_by_slash(flat: dict[str, np.ndarray]) -> dict[str, Any]:
