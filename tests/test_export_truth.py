@@ -7,6 +7,7 @@ import pytest
 import tinygrad_cnn as tg
 import tinygrad_cnn.functional as F
 from tinygrad_cnn import Tensor
+from tinygrad_cnn.autograd import tree_flatten
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
@@ -142,3 +143,32 @@ def test_onnx_runtime_can_drop_nan_in_max_where_tinygrad_propagates_it(tmp_path,
             assert np.isnan(model({}, Tensor(x)).data).all()
         dropped += int(np.isfinite(run_onnx(path, x)).all())
     assert dropped > 0
+
+
+@pytest.mark.parametrize("params", [
+    {"": rng.standard_normal((3, 3))}, {"x": rng.standard_normal((3, 3))},
+    {"relu_1": rng.standard_normal((3, 3))}, {"y": rng.standard_normal((3, 3))},
+    {"a.b": rng.standard_normal((3, 3)), "a": {"b": rng.standard_normal((3, 3))}},
+], ids=["empty", "x", "relu_1", "y", "a.b beside a/b"])
+def test_any_param_keys_export_under_distinct_names(tmp_path, params):
+    leaves = tree_flatten(params)[0]
+
+    def model(p, x):
+        out = x - np.array(0.13)          # a float64 constant in a float32 export
+        for leaf in tree_flatten(p)[0]:
+            out = F.relu(out @ leaf)
+        return out
+    assert_round_trips(tmp_path, model, params, (3,))
+    initializers = onnx.load(tmp_path / "m.onnx").graph.initializer
+    names = [init.name for init in initializers]
+    assert len(names) == len(set(names)) and {"x", "y"}.isdisjoint(names)
+    assert sum(list(init.dims) == [3, 3] for init in initializers) == len(leaves)
+
+
+@pytest.mark.parametrize("leaf", [np.array(3), np.arange(3), 3])
+def test_an_integer_param_is_an_export_error_naming_its_key(tmp_path, leaf):
+    params = {"w": rng.standard_normal((3, 3)), "n": leaf}
+    with pytest.raises(ExportError, match="param 'n' has dtype int64"):
+        export(lambda p, x: x @ p["w"] * p["n"], params, np.ones((2, 3), np.float32),
+               tmp_path / "m.onnx")
+    assert not (tmp_path / "m.onnx").exists()

@@ -49,7 +49,7 @@ class _Graph:
         self.names = names            # id(tensor) or data pointer -> value name
         self.nodes: list[Any] = []
         self.initializers: list[Any] = []
-        self.count = 0
+        self.taken = set(names.values())   # value names in use: fresh names avoid them
         # id(tensor) -> where its batch axis is, for tensors computed from the model's
         # input: an axis, NO_BATCH once an integer index took it away, or None when an op
         # moved it somewhere this exporter does not follow
@@ -58,8 +58,9 @@ class _Graph:
         self.dtype: Any = None              # the export dtype of floating constants
 
     def fresh(self, stem: str) -> str:
-        self.count += 1
-        return f"{stem}_{self.count}"
+        name = _unique(stem, self.taken)
+        self.taken.add(name)
+        return name
 
     def constant(self, array: Any, stem: str = "const") -> str:
         from onnx import numpy_helper
@@ -75,6 +76,17 @@ class _Graph:
 
 
 NO_BATCH = -1
+
+
+def _unique(stem: str, taken: set) -> str:
+    """`stem`, or `stem_1`, `stem_2`... whichever is not in `taken` ("value" for "")."""
+    stem = stem or "value"
+    if stem not in taken:
+        return stem
+    count = 1
+    while f"{stem}_{count}" in taken:
+        count += 1
+    return f"{stem}_{count}"
 
 
 def _value(graph: _Graph, tensor: Tensor, node: Context) -> str:
@@ -386,12 +398,14 @@ def _copy_leaf(leaf: Any, dtype: Any) -> Any:
     return np.array(_as_dtype(array, dtype))
 
 
-def _record(f: Callable, params: Any, example_input: Any, dtype: Any
+def _record(f: Callable, params: Any, example_input: Any, dtype: Any, reserved: set
             ) -> tuple[Tensor, Tensor, list[tuple[str, np.ndarray]], dict, dict]:
-    """Run f once, tracing: (output, input Tensor, [(param name, array)], names, derived:
-    the arrays computed from the input, recorded or not)."""
+    """Run f once, tracing: (output, input Tensor, [(param's ONNX name, array)], names,
+    derived: the arrays computed from the input, recorded or not). Every param gets a
+    distinct ONNX name, its key where that is free (not in `reserved`, not taken)."""
     leaves, spec = tree_flatten(params)
     keys = _leaf_keys(params)
+    _check_param_leaves(keys, leaves)
     tensors = [leaf if isinstance(leaf, Buffer) else Tensor(leaf, requires_grad=True)
                for leaf in (_copy_leaf(leaf, dtype) for leaf in leaves)]
     example = example_input.data if isinstance(example_input, Tensor) else \
@@ -403,11 +417,24 @@ def _record(f: Callable, params: Any, example_input: Any, dtype: Any
         raise TypeError(f"export: the model must return a Tensor, got {type(out).__name__}")
     names: dict = {}
     arrays = []
+    taken = set(reserved)
     for key, tensor in zip(keys, tensors):
+        name = _unique(key, taken)
+        taken.add(name)
         array = tensor if isinstance(tensor, Buffer) else tensor.data
-        names[id(tensor)] = names[_pointer(np.asarray(array))] = key
-        arrays.append((key, np.asarray(array)))
+        names[id(tensor)] = names[_pointer(np.asarray(array))] = name
+        arrays.append((name, np.asarray(array)))
     return out, x, arrays, names, derived
+
+
+def _check_param_leaves(keys: list[str], leaves: list) -> None:
+    for key, leaf in zip(keys, leaves):
+        array = leaf.data if isinstance(leaf, Tensor) else np.asarray(leaf)
+        if array.dtype.kind != "f":
+            raise ExportError(f"export: param {key!r} has dtype {array.dtype} "
+                              f"({type(leaf).__name__}); params must be floating arrays (Tensors, "
+                              "numpy arrays or Buffers): pass integer constants to the "
+                              "model another way, or as floats")
 
 
 def _leaf_keys(tree: Any, prefix: str = "") -> list[str]:
@@ -444,10 +471,17 @@ def export(f: Callable, params: Any, example_input: Any, path: str | os.PathLike
     opset = DEFAULT_OPSET if opset is None else opset
     if not 13 <= opset <= DEFAULT_OPSET:
         raise ValueError(f"export: opset must be between 13 and {DEFAULT_OPSET}, got {opset}")
-    out, x, params_arrays, names, derived = _record(f, params, example_input, dtype)
+    if input_names[0] == output_names[0]:
+        raise ValueError(f"export: the input and the output are both named {input_names[0]!r}")
+    out, x, params_arrays, names, derived = _record(f, params, example_input, dtype,
+                                                    {input_names[0], output_names[0]})
     model = _build_model(out, x, params_arrays, names, derived, opset, input_names[0],
                          output_names[0], dynamic_batch, dtype)
-    onnx.checker.check_model(model, full_check=True)
+    try:
+        onnx.checker.check_model(model, full_check=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as error:
+        raise ExportError(f"export: onnx rejects the model ({error}); nothing was "
+                          "written") from None
     payload = model.SerializeToString()
     if verify:
         _verify(payload, f, params, x.data, dynamic_batch, dtype, input_names[0])
@@ -462,6 +496,7 @@ def _build_model(out: Tensor, x: Tensor, params_arrays: list, names: dict, deriv
     from onnx import helper, numpy_helper
     names[id(x)] = input_name
     graph = _Graph(names)
+    graph.taken.add(output_name)
     graph.batch_axis[id(x)] = 0
     graph.derived, graph.dtype = derived, dtype
     for node in reversed(topological_nodes([out])):
