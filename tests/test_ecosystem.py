@@ -102,8 +102,11 @@ def test_a_resumed_run_equals_an_uninterrupted_one(tmp_path, capsys):
     a, b = data.load(tmp_path / "whole" / "params.npz"), data.load(tmp_path / "split" /
                                                                     "params.npz")
     assert all(np.array_equal(a[k], b[k]) for k in a)
-    with pytest.raises(ValueError, match="metrics.json is missing"):
+    with pytest.raises(ValueError, match="nothing: does not exist"):
         run(resume=str(tmp_path / "nothing"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="metrics.json is missing"):
+        run(resume=str(tmp_path / "empty"))
 
 
 # ----------------------------------------------------------------------------- output

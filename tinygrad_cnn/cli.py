@@ -252,18 +252,15 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from .data import DatasetError
     from .train import TrainingInterrupted, run
-    default_epochs = 30 if args.dataset == "digits" else 8 if \
-        args.dataset == "mnist-t10k" else 5
-    epochs = args.epochs or (None if args.resume else default_epochs)
     output = "json" if args.json else "quiet" if args.quiet else "table"
     # a bar redrawn per batch only on a terminal; logs and pipes get a line per epoch
     progress = not args.no_progress and output == "table" and sys.stdout.isatty()
     try:
-        run(args.dataset, args.model, epochs, args.batch_size, args.lr, args.optimizer,
+        run(args.dataset, args.model, args.epochs, args.batch_size, args.lr, args.optimizer,
             args.seed, args.out, progress=progress, max_steps=args.max_steps,
             data_root=args.data_root, batch_norm=args.batch_norm, output=output,
             resume=args.resume)
-    except (ValueError, PermissionError, DatasetError) as error:
+    except (ValueError, OSError, DatasetError) as error:
         raise UsageError(str(error)) from None
     except TrainingInterrupted as stop:
         if stop.saved:
@@ -277,8 +274,45 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 # ----------------------------------------------------------------------------- parser
+class _Parser(argparse.ArgumentParser):
+    """An option error is one line (the command, the option, what was expected), exit 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def _at_least(least: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < least:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {least}, got {text!r}")
+        return value
+    return parse
+
+
+def _learning_rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (np.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
+    return value
+
+
+def _model_name(text: str) -> str:
+    from .models import model_name
+    try:
+        return model_name(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tinygrad-cnn", description=__doc__)
+    parser = _Parser(prog="tinygrad-cnn", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     info = commands.add_parser("info", help="BLAS kernels, AVX-512 and what to set")
     info.set_defaults(run=cmd_info)
@@ -323,23 +357,23 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("-o", "--output", default="model.onnx")
     export.set_defaults(run=cmd_export)
     train = commands.add_parser("train", help="train a CNN and write what it learned")
-    train.add_argument("--dataset", default="digits",
-                       choices=["digits", "mnist", "fashion-mnist", "mnist-t10k"],
-                       help="mnist-t10k: MNIST's test file alone, split 8,000 / 2,000")
-    train.add_argument("--model", default="lenet5",
-                       help="lenet5, vgg, inception or alexnet")
+    train.add_argument("--dataset", choices=["digits", "mnist", "fashion-mnist", "mnist-t10k"],
+                       help="default digits; mnist-t10k: MNIST's test file alone, split "
+                       "8,000 / 2,000")
+    train.add_argument("--model", type=_model_name,
+                       help="lenet5 (default), vgg, inception or alexnet")
     train.add_argument("--batch-norm", action="store_true",
                        help="batch normalization after each conv (vgg)")
-    train.add_argument("--epochs", type=int, default=None,
+    train.add_argument("--epochs", type=_at_least(1), default=None,
                        help="default: 30 on digits, 8 on mnist-t10k, 5 on (fashion-)mnist")
-    train.add_argument("--batch-size", type=int, default=64)
-    train.add_argument("--lr", type=float, default=None, help="default: 2e-3 adam, 0.05 sgd")
-    train.add_argument("--optimizer", default="adam", choices=["sgd", "adam"])
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--batch-size", type=_at_least(1), help="default 64")
+    train.add_argument("--lr", type=_learning_rate, help="default: 2e-3 adam, 0.05 sgd")
+    train.add_argument("--optimizer", choices=["sgd", "adam"], help="default adam")
+    train.add_argument("--seed", type=_at_least(0), help="default 0")
     train.add_argument("--out", default=None, help="output directory (runs/<timestamp>)")
     train.add_argument("--data-root", default=None,
                        help="folder with the IDX files (default: the download cache)")
-    train.add_argument("--max-steps", type=int, default=None, help=argparse.SUPPRESS)
+    train.add_argument("--max-steps", type=_at_least(1), default=None, help=argparse.SUPPRESS)
     train.add_argument("--no-progress", action="store_true", help="no progress bars")
     train.add_argument("--resume", metavar="RUN_DIR",
                        help="continue a run from its folder (to --epochs in all)")
@@ -355,7 +389,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "train":
         _use_fast_kernels_if_possible(argv)
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as stop:   # --help, or an option error already printed
+        return int(stop.code or 0)
     try:
         return args.run(args)
     except UsageError as error:

@@ -224,11 +224,17 @@ MODELS: dict[str, tuple[Callable, Callable]] = {
 ALIASES = {"lenet": "lenet5"}
 
 
-def get_model(name: str) -> tuple[Callable, Callable]:
+def model_name(name: str) -> str:
+    """The zoo's name for `name` (aliases resolved); ValueError for an unknown model."""
     name = ALIASES.get(name, name)
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
-    return MODELS[name]
+    return name
+
+
+def get_model(name: str) -> tuple[Callable, Callable]:
+    """(model, init_model) of the zoo's model `name`."""
+    return MODELS[model_name(name)]
 
 
 def model_loss_gradcheck(name: str, seed: int = 0, elements: int = 24):

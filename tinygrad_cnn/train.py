@@ -11,10 +11,11 @@ import csv
 import inspect
 import io
 import json
+import math
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from . import data as datasets
 from . import functional as F
 from . import optim
 from .autograd import no_grad, topological_nodes, value_and_grad
-from .models import get_model
+from .models import get_model, model_name
 from .tensor import Buffer, Tensor
 
 __all__ = ["Dataset", "load_dataset", "fit", "evaluate", "run", "OPTIMIZERS"]
@@ -88,11 +89,6 @@ def load_dataset(name: str, seed: int = 0, root: str | None = None) -> Dataset:
 
 
 # ----------------------------------------------------------------------------- the loop
-@dataclass
-class History:
-    rows: list[dict] = field(default_factory=list)
-
-
 def evaluate(model: Callable, params: Any, x: np.ndarray, y: np.ndarray,
              batch_size: int = 500) -> tuple[float, float]:
     """Mean cross-entropy and accuracy over (x, y), without recording a graph."""
@@ -179,9 +175,22 @@ def print_row(row: dict, header: bool = False) -> None:
           f"{row['test_loss']:>10.4f} {row['test_accuracy']:>9.4f} {row['seconds']:>7.1f}")
 
 
+def json_text(value: Any, indent: int | None = None) -> str:
+    """Strict JSON (RFC 8259): a non-finite float, which it cannot hold, becomes null."""
+    def finite(item: Any) -> Any:
+        if isinstance(item, float) and not np.isfinite(item):
+            return None
+        if isinstance(item, dict):
+            return {key: finite(child) for key, child in item.items()}
+        if isinstance(item, (list, tuple)):
+            return [finite(child) for child in item]
+        return item
+    return json.dumps(finite(value), indent=indent, allow_nan=False)
+
+
 def write_metrics(history: list[dict], out: Path, settings: dict) -> None:
-    """metrics.json and metrics.csv, each written atomically."""
-    text = json.dumps({"settings": settings, "epochs": history}, indent=2).encode()
+    """metrics.json (strict JSON: a NaN loss is null) and metrics.csv, written atomically."""
+    text = json_text({"settings": settings, "epochs": history}, indent=2).encode()
     datasets.write_atomically(out / "metrics.json", lambda file: file.write(text))
     table = io.StringIO(newline="")
     writer = csv.DictWriter(table, fieldnames=list(history[0]))
@@ -271,16 +280,25 @@ def write_graph(model: Callable, params: Any, dataset: Dataset, out: Path) -> st
 
 # ----------------------------------------------------------------------------- run
 def prepare_output(out: str | None) -> Path:
-    """The output directory (default runs/<timestamp>), created and checked writable."""
+    """The output directory (default runs/<timestamp>), checked writable by creating it and
+    a file in it, then removing what the check created: the first finished epoch creates
+    it for good, so a run that fails early leaves nothing behind."""
     path = Path(out) if out else Path("runs") / time.strftime("%Y%m%d-%H%M%S")
+    created = []
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        for folder in reversed([path, *path.parents]):
+            if not folder.exists():
+                folder.mkdir()
+                created.append(folder)
         probe = path / ".write-test"
         probe.write_text("")
         probe.unlink()
     except OSError as error:
         raise PermissionError(f"cannot write to output directory {path}: "
                               f"{error.strerror}") from None
+    finally:
+        for folder in reversed(created):
+            folder.rmdir()
     return path
 
 
@@ -326,6 +344,7 @@ def save_state(state: Run, history: list[dict], out_dir: Path) -> None:
     the params, the optimizer state, the generator, the settings and the history, which is
     all --resume reads; then params.npz, optimizer.npz and the metrics for the user."""
     rng_state = state.rng.bit_generator.state
+    out_dir.mkdir(parents=True, exist_ok=True)   # made when there is something to write
     datasets.save({"params": state.params, "optimizer": state.optimizer.state_dict()},
                   out_dir / CHECKPOINT,
                   meta={"epoch": len(history), "rng": rng_state, "settings": state.settings,
@@ -349,31 +368,50 @@ def _as_run(settings: dict, init_options: dict, params: dict, saved: Any, rng_st
     return Run(settings, init_options, params, opt, rng, history)
 
 
-def _resumed_run(folder: Path, epochs: int | None) -> Run:
-    """The state a run saved (params, optimizer, generator, history) to go on from: its
-    checkpoint, or for a folder written before checkpoints, its three files, which must
-    all be of the same epoch."""
-    if (folder / CHECKPOINT).exists():
-        tree = datasets.load(folder / CHECKPOINT)
-        meta = datasets.read_meta(folder / CHECKPOINT)
-        settings = dict(meta["settings"], epochs=epochs or meta["settings"]["epochs"])
-        datasets.check_model_params(tree["params"], settings["model"], meta["init"],
-                                    str(folder / CHECKPOINT))
-        return _as_run(settings, meta["init"], tree["params"], tree["optimizer"], meta["rng"],
-                       meta["history"])
+SETTINGS = ("dataset", "model", "epochs", "batch_size", "seed", "optimizer", "lr")
+
+
+def _saved_settings(settings: Any, source: Path) -> dict:
+    if not isinstance(settings, dict) or not set(SETTINGS) <= settings.keys():
+        raise ValueError(f"--resume: {source} holds no training settings (expected "
+                         f"{', '.join(SETTINGS)}); resume a folder written by tinygrad-cnn "
+                         "train")
+    return dict(settings)
+
+
+def _from_checkpoint(path: Path) -> Run:
+    tree, meta = datasets.load(path), datasets.read_meta(path)
+    missing = [key for key in ("settings", "init", "rng", "history") if key not in meta]
+    if missing or not isinstance(tree, dict) or not {"params", "optimizer"} <= tree.keys():
+        raise ValueError(f"--resume: {path} is not a training checkpoint (it lacks "
+                         f"{', '.join(missing) or 'params and optimizer state'})")
+    settings = _saved_settings(meta["settings"], path)
+    datasets.check_model_params(tree["params"], settings["model"], meta["init"], str(path))
+    return _as_run(settings, meta["init"], tree["params"], tree["optimizer"], meta["rng"],
+                   meta["history"])
+
+
+def _from_legacy_files(folder: Path) -> Run:
+    """A folder written before checkpoints: its three files, all of the same epoch."""
+    for name in ("metrics.json", "params.npz", "optimizer.npz"):
+        if not (folder / name).is_file():
+            raise ValueError(f"--resume {folder}: {name} is missing; resume a folder "
+                             "written by tinygrad-cnn train")
     try:
         record = json.loads((folder / "metrics.json").read_text())
-        saved = datasets.load(folder / "optimizer.npz")
-        meta = datasets.read_meta(folder / "optimizer.npz")
-    except FileNotFoundError as error:
-        raise ValueError(f"--resume {folder}: {error.filename} is missing; resume a folder "
-                         "written by tinygrad-cnn train") from None
-    settings = dict(record["settings"], epochs=epochs or record["settings"]["epochs"])
+    except (ValueError, UnicodeDecodeError) as error:
+        raise ValueError(f"--resume: {folder / 'metrics.json'} is not valid JSON "
+                         f"({error})") from None
+    if not isinstance(record, dict) or not isinstance(record.get("epochs"), list):
+        raise ValueError(f"--resume: {folder / 'metrics.json'} holds no list of epochs")
+    settings = _saved_settings(record.get("settings"), folder / "metrics.json")
     params = datasets.load(folder / "params.npz", model=settings["model"])
     params_meta = datasets.read_meta(folder / "params.npz")
+    saved, meta = datasets.load(folder / "optimizer.npz"), datasets.read_meta(
+        folder / "optimizer.npz")
     epochs_of = {"metrics.json": len(record["epochs"]), "optimizer.npz": meta.get("epoch"),
                  "params.npz": params_meta.get("epoch", meta.get("epoch"))}
-    if len(set(epochs_of.values())) != 1:
+    if len(set(epochs_of.values())) != 1 or "rng" not in meta:
         raise ValueError(f"--resume {folder}: its files are of different epochs (" +
                          ", ".join(f"{name} {epoch}" for name, epoch in epochs_of.items()) +
                          "): a write was interrupted; nothing consistent to resume from")
@@ -381,43 +419,78 @@ def _resumed_run(folder: Path, epochs: int | None) -> Run:
                    record["epochs"])
 
 
-def run(dataset: str = "digits", model: str = "lenet5", epochs: int | None = 10,
-        batch_size: int = 64, lr: float | None = None, optimizer: str = "adam", seed: int = 0,
-        out: str | None = None, progress: bool = True, max_steps: int | None = None,
-        data_root: str | None = None, batch_norm: bool = False, output: str = "table",
-        resume: str | None = None) -> tuple[Path, list[dict]]:
+def _resumed_run(folder: Path, epochs: int | None, given: dict) -> Run:
+    """The state a run saved (params, optimizer, generator, history) to go on from, its
+    checkpoint or, for a folder written before checkpoints, its three files. `given`
+    options must agree with the run's settings: they cannot change in the middle of it."""
+    if not folder.is_dir():
+        raise ValueError(f"--resume {folder}: " + ("not a folder; resume the folder a run "
+                         "wrote" if folder.exists() else "does not exist"))
+    state = _from_checkpoint(folder / CHECKPOINT) if (folder / CHECKPOINT).exists() \
+        else _from_legacy_files(folder)
+    contradictions = [f"{key}={value!r} (the run has {state.settings[key]!r})"
+                      for key, value in given.items()
+                      if key in SETTINGS and value not in (None, state.settings[key])]
+    if given.get("batch_norm") and not state.init_options.get("batch_norm"):
+        contradictions.append("batch_norm=True (the run has no batch norm)")
+    if contradictions:
+        raise ValueError(f"--resume {folder}: " + "; ".join(contradictions) + " contradict "
+                         "the run being resumed; leave them out to resume it, or start a "
+                         "new run")
+    state.settings["epochs"] = epochs or state.settings["epochs"]
+    return state
+
+
+DEFAULT_EPOCHS = {"digits": 30, "mnist-t10k": 8, "mnist": 5, "fashion-mnist": 5}
+
+
+def _check_options(epochs: int | None, batch_size: int | None, lr: float | None,
+                   seed: int | None, optimizer: str | None, dataset: str | None,
+                   max_steps: int | None) -> None:
+    """ValueError naming the first option that no run could use."""
+    for name, value, least in (("epochs", epochs, 1), ("batch_size", batch_size, 1),
+                               ("seed", seed, 0), ("max_steps", max_steps, 1)):
+        if value is not None and (not isinstance(value, (int, np.integer)) or value < least):
+            raise ValueError(f"{name} must be an integer >= {least}, got {value!r}")
+    if lr is not None and not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr >= 0):
+        raise ValueError(f"lr must be a finite number >= 0, got {lr!r}")
+    if optimizer is not None and optimizer not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {optimizer!r}; choose {', '.join(OPTIMIZERS)}")
+    if dataset is not None and dataset not in DATASET_NAMES:
+        raise ValueError(f"unknown dataset {dataset!r}; choose {', '.join(DATASET_NAMES)}")
+
+
+def run(dataset: str | None = None, model: str | None = None, epochs: int | None = None,
+        batch_size: int | None = None, lr: float | None = None, optimizer: str | None = None,
+        seed: int | None = None, out: str | None = None, progress: bool = True,
+        max_steps: int | None = None, data_root: str | None = None, batch_norm: bool = False,
+        output: str = "table", resume: str | None = None) -> tuple[Path, list[dict]]:
     """Train and write everything to the output directory; returns it and the history.
 
-    `output`: "table" (a line per epoch), "quiet" (the final line only) or "json" (a JSON
-    record per epoch and a final one). `resume`: a folder this function wrote; training
-    goes on from its last epoch to `epochs` exactly as if it had never stopped (the same
-    settings, parameters, optimizer moments and random generator), writing there unless
-    `out` says otherwise.
+    Defaults: digits, lenet5, DEFAULT_EPOCHS of the dataset, batch 64, adam, DEFAULT_LR of
+    the optimizer, seed 0. `output`: "table" (a line per epoch), "quiet" (the final line
+    only) or "json" (a JSON record per epoch and a final one). `resume`: a folder this
+    function wrote; training goes on from its last epoch to `epochs` exactly as if it had
+    never stopped (the same settings, parameters, optimizer moments and random generator),
+    writing there unless `out` says otherwise; options that contradict the run's settings
+    raise ValueError. The output folder is created by the first finished epoch.
     """
-    if optimizer not in OPTIMIZERS:
-        raise ValueError(f"unknown optimizer {optimizer!r}; choose {', '.join(OPTIMIZERS)}")
-    if (epochs is not None and epochs < 1) or batch_size < 1:
-        raise ValueError(f"epochs and batch size must be positive, got {epochs} and "
-                         f"{batch_size}")
+    _check_options(epochs, batch_size, lr, seed, optimizer, dataset, max_steps)
     if resume is not None:
-        state = _resumed_run(Path(resume), epochs)
+        given = {"dataset": dataset, "model": model and model_name(model),
+                 "batch_size": batch_size, "lr": lr, "optimizer": optimizer, "seed": seed,
+                 "batch_norm": batch_norm}
+        state, settings = _resumed_run(Path(resume), epochs, given), None
         out_dir = prepare_output(out or resume)
-        return out_dir, _train_in(state, None, out_dir, progress, max_steps, output, data_root,
-                                  batch_norm)
     else:
-        settings = {"dataset": dataset, "model": model, "epochs": epochs or 10,
-                    "batch_size": batch_size, "seed": seed, "optimizer": optimizer,
+        dataset, optimizer = dataset or "digits", optimizer or "adam"
+        settings = {"dataset": dataset, "model": model_name(model or "lenet5"),
+                    "epochs": epochs or DEFAULT_EPOCHS[dataset],
+                    "batch_size": batch_size or 64, "seed": seed or 0, "optimizer": optimizer,
                     "lr": DEFAULT_LR[optimizer] if lr is None else lr}
-        get_model(model)
-        fresh = out is None or not Path(out).exists()
-        out_dir = prepare_output(out)
-    try:
-        return out_dir, _train_in(None, settings, out_dir, progress, max_steps, output,
-                                  data_root, batch_norm)
-    except BaseException:
-        if fresh and out_dir.is_dir() and not any(out_dir.iterdir()):
-            out_dir.rmdir()   # nothing was written: leave no empty run folder behind
-        raise
+        state, out_dir = None, prepare_output(out)
+    return out_dir, _train_in(state, settings, out_dir, progress, max_steps, output,
+                              data_root, batch_norm)
 
 
 def _train_in(state: Run | None, settings: dict | None, out_dir: Path, progress: bool,
@@ -447,7 +520,7 @@ def _train(state: Run, data: Dataset, out_dir: Path, progress: bool, max_steps: 
         finished.append(row)
         save_state(state, finished, out_dir)   # every finished epoch survives an interrupt
         if output == "json":
-            print(json.dumps(row), flush=True)
+            print(json_text(row), flush=True)
         elif output == "table":
             print_row(row, header=row["epoch"] == len(state.history) + 1)
 
@@ -470,8 +543,8 @@ def _write_run(state: Run, history: list[dict], data: Dataset, out_dir: Path,
     graph = write_graph(model_fn, state.params, data, out_dir)
     final = history[-1] if history else {"test_accuracy": float("nan"), "seconds": 0.0}
     if output == "json":
-        print(json.dumps({"done": True, "out": str(out_dir), "epochs": len(history),
-                          "test_accuracy": final["test_accuracy"]}))
+        print(json_text({"done": True, "out": str(out_dir), "epochs": len(history),
+                         "test_accuracy": final["test_accuracy"]}))
         return
     if output == "quiet":
         print(f"{state.settings['model']} on {state.settings['dataset']}: test accuracy "
