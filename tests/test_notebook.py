@@ -36,3 +36,20 @@ def test_the_tour_runs_and_displays_inline():
     assert any("LeakyScale" in t and "failed (bug)" in t for t in tables)  # localisation
     accuracies = [b["text/plain"] for b in bundles if b.get("text/plain", "").startswith("[0.")]
     assert accuracies, "the training run printed no accuracies"
+
+
+def test_a_kernel_started_off_path_names_cells_and_renders(monkeypatch):
+    """A kernel whose PATH lacks the venv's bin (started by full path) still finds
+    graphviz-pure beside its Python, and locations name the cell, not a temporary file."""
+    import sys
+    if not (Path(sys.executable).parent / "graphviz-pure").exists():
+        pytest.skip("graphviz-pure is not installed beside this Python")
+    monkeypatch.setenv("PATH", "/nonexistent")
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source) for source in (
+        "import numpy as np, tinygrad_cnn as tg\nfrom tinygrad_cnn.trace import call_site",
+        "first = 1\nwhere = call_site()[0]\nwhere",
+        "x = tg.Tensor(np.ones(3), requires_grad=True)\n(x * 2).sum().graph()")])
+    nbclient.NotebookClient(notebook, timeout=120, kernel_name="python3").execute()
+    where, graph = (cell.outputs[0]["data"] for cell in notebook.cells[1:])
+    assert where["text/plain"] == "'In [2], line 2'"
+    assert "<svg" in graph["image/svg+xml"]

@@ -61,6 +61,8 @@ def cmd_gradcheck(args: argparse.Namespace) -> int:
         return cmd_localize(args)
     if args.op and args.op not in REGISTRY:
         raise UsageError(f"unknown op {args.op!r}; registered ops: {', '.join(REGISTRY)}")
+    if args.graph:
+        raise UsageError("--graph draws the per-op check of --demo or --localize")
     names = [args.op] if args.op else list(REGISTRY)
     failures = 0
     print(f"{'op':<20} {'sample':<38} {'max abs err':>12} {'max rel err':>12} "
@@ -80,6 +82,16 @@ def cmd_gradcheck(args: argparse.Namespace) -> int:
 DEMO_GRAPH = "gradcheck_demo.svg"   # where --demo draws its picture without --graph
 
 
+def _graph_path(path: str) -> str:
+    """`path` if draw_graph can write it, else the UsageError saying why (before any work)."""
+    from .viz import graph_format
+    try:
+        graph_format(path)
+    except (ValueError, OSError) as error:
+        raise UsageError(str(error)) from None
+    return path
+
+
 def _write_check_graph(report: object, path: str) -> None:
     from .viz import RendererNotFound, draw_graph
     try:
@@ -89,13 +101,14 @@ def _write_check_graph(report: object, path: str) -> None:
     except RendererNotFound as error:
         raise UsageError(str(error)) from None
     except OSError as error:
-        raise UsageError(f"cannot write {path}: {error}") from None
+        raise UsageError(f"cannot write {path}: {error.strerror or error}") from None
     print(f"wrote the graph coloured by the check to {written}")
 
 
 def cmd_localize(args: argparse.Namespace) -> int:
     """gradcheck --demo, or --model NAME --localize: the per-op check of a loss."""
     from .locate import locate_gradient_error
+    path = _graph_path(args.graph or DEMO_GRAPH) if args.graph or args.demo else None
     if args.demo:
         from .demo import demo_inputs, demo_loss
         params, images, labels = demo_inputs()
@@ -119,7 +132,6 @@ def cmd_localize(args: argparse.Namespace) -> int:
         lambda *values: demo_loss(dict(zip(keys, values)), images, labels),
         [params[k] for k in keys])
     print(report)
-    path = args.graph or (DEMO_GRAPH if args.demo else None)
     if path:
         _write_check_graph(report, path)
     return 0 if args.demo or report.passed else 1
@@ -150,6 +162,7 @@ def _example_loss(name: str, batch: int = 4):
 
 def cmd_graph(args: argparse.Namespace) -> int:
     from .viz import RendererNotFound, draw_graph
+    _graph_path(args.output)
     _, params, _, loss = _example_loss(args.model)
     if args.backward:
         loss.backward(create_graph=True)
@@ -161,7 +174,7 @@ def cmd_graph(args: argparse.Namespace) -> int:
     except RendererNotFound as error:
         raise UsageError(str(error)) from None
     except OSError as error:
-        raise UsageError(f"cannot write {args.output}: {error.strerror}") from None
+        raise UsageError(f"cannot write {args.output}: {error.strerror or error}") from None
     kind = "backward (create_graph=True)" if args.backward else "forward + loss"
     for note in notes:
         print(str(note.message))
@@ -201,6 +214,7 @@ def cmd_receptive_field(args: argparse.Namespace) -> int:
         model, init_model = get_model(args.model)
     except ValueError as error:
         raise UsageError(str(error)) from None
+    _picture_path(args.output)
     size, trained = 28, None
     if args.params:
         trained, image = _trained_params(args.model, args.params)
@@ -222,6 +236,22 @@ def cmd_receptive_field(args: argparse.Namespace) -> int:
         raise UsageError(f"cannot write {args.output}: {error}") from None
     print(f"wrote {args.output}")
     return 0
+
+
+def _picture_path(path: str) -> None:
+    """UsageError, before any work, for a picture matplotlib cannot write to `path`."""
+    from pathlib import Path
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise UsageError("drawing needs matplotlib: pip install -e \".[examples]\"") from None
+    formats = Figure().canvas.get_supported_filetypes()
+    suffix = Path(path).suffix.lstrip(".").lower()
+    if suffix not in formats:
+        raise UsageError(f"cannot write {path}: unsupported picture format {suffix!r}; use "
+                         f"{', '.join(sorted(formats))}")
+    if not Path(path).parent.is_dir():
+        raise UsageError(f"cannot write {path}: the folder {Path(path).parent} does not exist")
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -320,7 +350,8 @@ def build_parser() -> argparse.ArgumentParser:
     which = gradcheck.add_mutually_exclusive_group()
     which.add_argument("--op", help="one registered op (default: all)")
     which.add_argument("--all", action="store_true", help="every registered op (default)")
-    gradcheck.add_argument("--model", help="also check this model's loss (e.g. lenet5)")
+    gradcheck.add_argument("--model", type=_model_name,
+                           help="also check this model's loss (e.g. lenet5)")
     gradcheck.add_argument("--localize", action="store_true",
                            help="with --model: check every op of the loss on its own inputs")
     gradcheck.add_argument("--demo", action="store_true",
@@ -330,7 +361,7 @@ def build_parser() -> argparse.ArgumentParser:
                            f"{DEMO_GRAPH})")
     gradcheck.set_defaults(run=cmd_gradcheck)
     graph = commands.add_parser("graph", help="render a model's computation graph")
-    graph.add_argument("--model", default="lenet5",
+    graph.add_argument("--model", default="lenet5", type=_model_name,
                        help="lenet5, vgg, inception or alexnet")
     graph.add_argument("--backward", action="store_true",
                        help="draw the graph that backward(create_graph=True) records")
@@ -340,19 +371,20 @@ def build_parser() -> argparse.ArgumentParser:
     graph.add_argument("--rankdir", default="TB", choices=["TB", "LR"])
     graph.set_defaults(run=cmd_graph)
     summary = commands.add_parser("summary", help="a table of a model's ops, params, MACs")
-    summary.add_argument("--model", default="lenet5",
+    summary.add_argument("--model", default="lenet5", type=_model_name,
                          help="lenet5, vgg, inception or alexnet")
     summary.add_argument("--params", help="params.npz written by train (checked against "
                          "the model)")
     summary.set_defaults(run=cmd_summary)
     field = commands.add_parser("receptive-field",
                                 help="draw each conv stage's receptive field")
-    field.add_argument("--model", default="lenet5", help="lenet5, vgg, inception or alexnet")
+    field.add_argument("--model", default="lenet5", type=_model_name,
+                       help="lenet5, vgg, inception or alexnet")
     field.add_argument("--params", help="params.npz written by train: add the trained model")
     field.add_argument("-o", "--output", default="receptive_field.png")
     field.set_defaults(run=cmd_receptive_field)
     export = commands.add_parser("export", help="write a model as ONNX")
-    export.add_argument("--model", help="lenet5, vgg, inception or alexnet")
+    export.add_argument("--model", type=_model_name, help="lenet5, vgg, inception or alexnet")
     export.add_argument("--params", help="params.npz written by train")
     export.add_argument("-o", "--output", default="model.onnx")
     export.set_defaults(run=cmd_export)

@@ -120,7 +120,17 @@ def call_site() -> tuple[str, str | None]:
         frame = frame.f_back
     if frame is None:
         return "<tinygrad_cnn>", called
-    return f"{os.path.basename(frame.f_code.co_filename)}:{frame.f_lineno}", called
+    return _location(frame.f_code.co_filename, frame.f_lineno), called
+
+
+def _location(filename: str, line: int) -> str:
+    """``file.py:LINE``, or ``In [5], line 14`` for a notebook cell IPython numbered."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    cells = getattr(getattr(shell, "compile", None), "_filename_map", None)
+    if isinstance(cells, dict) and filename in cells:
+        return f"In [{cells[filename]}], line {line}"
+    return f"{os.path.basename(filename)}:{line}"
 
 
 def _nan_count(array: np.ndarray) -> int:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import warnings
 from collections.abc import Sequence
 from functools import cache
@@ -149,6 +150,13 @@ def _tensor_label(tensor: Tensor, name: str | None, options: dict) -> str:
     return "\n".join(lines) or " "
 
 
+def _dot_text(text: str) -> Any:
+    """Text shown as itself by Graphviz: backslashes are not escapes (`\\G` is not the
+    graph's name), `&` starts no entity, and `<...>` is not an HTML label."""
+    import graphviz
+    return graphviz.nohtml(text.replace("\\", "\\\\").replace("&", "&amp;"))
+
+
 def _is_bad(tensor: Tensor) -> bool:
     return tensor.grad is not None and not np.all(np.isfinite(tensor.grad.data))
 
@@ -240,7 +248,7 @@ def _draw_full(dot: graphviz.Digraph, roots: list[Tensor], tensors: list[Tensor]
     root_ids = {id(t) for t in roots}
     for tensor in tensors:
         name = names.get(id(tensor)) or tensor.name
-        dot.node(tensor_ids[id(tensor)], _tensor_label(tensor, name, options),
+        dot.node(tensor_ids[id(tensor)], _dot_text(_tensor_label(tensor, name, options)),
                  **_tensor_attrs(tensor, id(tensor) in root_ids))
     for node in nodes:
         label = op_label(node) if options["show_attrs"] else node.name
@@ -249,7 +257,7 @@ def _draw_full(dot: graphviz.Digraph, roots: list[Tensor], tensors: list[Tensor]
             result = options["check"][id(node)]
             label += _check_note(result)
             attrs.update(_check_attrs(result.status, result.where))
-        dot.node(node_ids[id(node)], label, **attrs)
+        dot.node(node_ids[id(node)], _dot_text(label), **attrs)
         for tensor in node.inputs:
             dot.edge(tensor_ids[id(tensor)], node_ids[id(node)])
     for tensor in tensors:
@@ -283,7 +291,8 @@ def _check_results(nodes: list[Context], check: Any) -> dict[int, Any]:
 
 def _check_attrs(status: str, where: str) -> dict:
     colour, css_class = CHECK_STYLE[status]
-    return {"fillcolor": colour, "class": css_class, "tooltip": f"{status}: {where}"}
+    return {"fillcolor": colour, "class": css_class,
+            "tooltip": _dot_text(f"{status}: {where}")}
 
 
 def _check_note(result: Any) -> str:
@@ -390,14 +399,14 @@ def _draw_folded(dot: graphviz.Digraph, roots: list[Tensor], tensors: list[Tenso
             if worst.status == "failed":
                 text += f"\nFAILED: {worst.op}" + _check_note(worst)
             attrs.update(_check_attrs(worst.status, worst.where))
-        dot.node(f"block{g}", text, **attrs)
+        dot.node(f"block{g}", _dot_text(text), **attrs)
     for a, b in sorted({(group_of[a], group_of[b]) for a, b in edges if
                         group_of[a] != group_of[b]}):
         dot.edge(f"block{a}", f"block{b}")
     inputs = [t for t in tensors if leaf_kind(t) == "input"]
     for k, tensor in enumerate(inputs):
-        dot.node(f"in{k}", _tensor_label(tensor, names.get(id(tensor)) or tensor.name,
-                                         options), **STYLE["input"])
+        dot.node(f"in{k}", _dot_text(_tensor_label(tensor, names.get(id(tensor)) or
+                                                   tensor.name, options)), **STYLE["input"])
         consumers = sorted({group_of[block_of[id(n)]] for n in nodes
                             if any(t is tensor for t in n.inputs)})
         for g in consumers:
@@ -419,8 +428,29 @@ INSTALL_HINT = ("install a Graphviz renderer: `pip install graphviz-pure` (a sel
 
 
 def find_renderer() -> str | None:
-    """The `dot` program on PATH, else `graphviz-pure`, else None."""
-    return shutil.which("dot") or shutil.which("graphviz-pure")
+    """The `dot` program on PATH, else `graphviz-pure` on PATH or beside the running
+    Python (a notebook kernel started by full path has its venv's bin off PATH), else
+    None."""
+    beside_python = str(Path(sys.executable).parent)
+    return shutil.which("dot") or shutil.which("graphviz-pure") or \
+        shutil.which("graphviz-pure", path=beside_python)
+
+
+GRAPH_FORMATS = ("svg", "png", "pdf", "dot", "gv")
+
+
+def graph_format(path: str | os.PathLike, format: str | None = None) -> str:
+    """The format `draw_graph` would write `path` in; ValueError for one it cannot write,
+    FileNotFoundError naming a missing folder. Commands call it before doing the work."""
+    path = Path(path)
+    fmt = (format or path.suffix.lstrip(".") or "svg").lower()
+    if fmt not in GRAPH_FORMATS:
+        raise ValueError(f"draw_graph: cannot write {path}: unsupported format {fmt!r}; use "
+                         f"{', '.join(GRAPH_FORMATS)}")
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"draw_graph: cannot write {path}: the folder {path.parent} "
+                                "does not exist")
+    return fmt
 
 
 def draw_graph(*outputs: Tensor, path: str | os.PathLike, format: str | None = None,
@@ -431,16 +461,11 @@ def draw_graph(*outputs: Tensor, path: str | os.PathLike, format: str | None = N
     renderer still leaves something to look at; then `RendererNotFound` says what to install.
     """
     path = Path(path)
-    if not path.parent.is_dir():
-        raise FileNotFoundError(f"draw_graph: cannot write {path}: the folder {path.parent} "
-                                "does not exist")
-    fmt = (format or path.suffix.lstrip(".") or "svg").lower()
+    fmt = graph_format(path, format)
     source = to_dot(*outputs, **to_dot_options).source
     if fmt in ("dot", "gv"):
         path.write_text(source)
         return path
-    if fmt not in ("svg", "png", "pdf"):
-        raise ValueError(f"draw_graph: unsupported format {fmt!r}; use svg, png, pdf or dot")
     path.with_suffix(".dot").write_text(source)
     path.write_bytes(render(source, fmt, f"draw_graph: no Graphviz renderer on PATH to make "
                                          f"{path}; the DOT source is in "
