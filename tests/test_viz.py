@@ -121,6 +121,7 @@ def test_dot_source_output(tmp_path):
 
 def test_without_a_renderer_the_error_says_how_to_install(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    monkeypatch.setattr(viz.sys, "executable", str(tmp_path / "empty" / "python"))
     with pytest.raises(viz.RendererNotFound, match="pip install graphviz-pure"):
         tg.draw_graph(small_graph()[2], path=tmp_path / "graph.svg")
     assert (tmp_path / "graph.dot").read_text().startswith("digraph")
