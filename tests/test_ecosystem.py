@@ -48,14 +48,27 @@ def test_summary_and_reports_have_html_tables(capsys):
 
 
 # ----------------------------------------------------------------------------- optimizers
-@pytest.mark.parametrize("name, options", [("SGD", {"lr": 0.1, "momentum": 0.9,
-                                                    "nesterov": True, "weight_decay": 0.01}),
-                                           ("Adam", {"lr": 0.01, "weight_decay": 0.01}),
-                                           ("AdamW", {"lr": 0.01, "weight_decay": 0.1})])
-def test_optimizers_on_numpy_params_match_torch(name, options):
+TORCH_OPTIONS = [
+    ("SGD", {"lr": 0.1, "momentum": 0.9, "nesterov": True, "weight_decay": 0.01}),
+    ("SGD", {"lr": 0.05, "momentum": 0.8, "dampening": 0.3, "weight_decay": 0.02}),
+    ("SGD", {"lr": 0.05, "momentum": 0.5, "maximize": True}),
+    ("SGD", {"lr": 0.0, "momentum": 0.9}),
+    ("Adam", {"lr": 0.01, "weight_decay": 0.01}),
+    ("Adam", {"lr": 0.01, "amsgrad": True, "weight_decay": 0.01}),
+    ("Adam", {"lr": 0.01, "maximize": True, "amsgrad": True}),
+    ("AdamW", {"lr": 0.01, "weight_decay": 0.1}),
+    ("AdamW", {"lr": 0.01, "weight_decay": 0.1, "amsgrad": True, "maximize": True}),
+]
+
+
+@pytest.mark.parametrize("name, options", TORCH_OPTIONS,
+                         ids=[f"{n}-{'-'.join(o)}" for n, o in TORCH_OPTIONS])
+@pytest.mark.parametrize("dtype, steps, tolerance", [(np.float32, 5, 1e-6),
+                                                     (np.float64, 60, 1e-10)])
+def test_optimizers_on_numpy_params_match_torch(name, options, dtype, steps, tolerance):
     torch = pytest.importorskip("torch")
-    start = {"conv": {"weight": rng.standard_normal((3, 2)).astype(np.float32)},
-             "bias": [rng.standard_normal(3).astype(np.float32)]}
+    start = {"conv": {"weight": rng.standard_normal((3, 2)).astype(dtype)},
+             "bias": [rng.standard_normal(3).astype(dtype)]}
     params = {"conv": {"weight": start["conv"]["weight"].copy()},
               "bias": [start["bias"][0].copy()]}
     weight_array, bias_array = params["conv"]["weight"], params["bias"][0]
@@ -63,17 +76,68 @@ def test_optimizers_on_numpy_params_match_torch(name, options):
     theirs_params = [torch.tensor(start["conv"]["weight"], requires_grad=True),
                      torch.tensor(start["bias"][0], requires_grad=True)]
     theirs = getattr(torch.optim, name)(theirs_params, **options)
-    for _ in range(5):
-        grads = {"conv": {"weight": rng.standard_normal((3, 2)).astype(np.float32)},
-                 "bias": [rng.standard_normal(3).astype(np.float32)]}
+    for _ in range(steps):
+        grads = {"conv": {"weight": rng.standard_normal((3, 2)).astype(dtype)},
+                 "bias": [rng.standard_normal(3).astype(dtype)]}
         ours.step(grads)
         theirs.zero_grad()
         theirs_params[0].grad = torch.tensor(grads["conv"]["weight"])
         theirs_params[1].grad = torch.tensor(grads["bias"][0])
         theirs.step()
     assert params["conv"]["weight"] is weight_array and params["bias"][0] is bias_array
-    np.testing.assert_allclose(weight_array, theirs_params[0].detach().numpy(), atol=1e-6)
-    np.testing.assert_allclose(bias_array, theirs_params[1].detach().numpy(), atol=1e-6)
+    np.testing.assert_allclose(weight_array, theirs_params[0].detach().numpy(), rtol=0,
+                               atol=tolerance)
+    np.testing.assert_allclose(bias_array, theirs_params[1].detach().numpy(), rtol=0,
+                               atol=tolerance)
+
+
+@pytest.mark.parametrize("make, expected", [
+    (lambda p: optim.SGD(p, lr=-1.0), "invalid lr value -1.0"),
+    (lambda p: optim.SGD(p, lr=float("nan")), "invalid lr value nan"),
+    (lambda p: optim.SGD(p, lr=0.1, momentum=-0.5), "invalid momentum value -0.5"),
+    (lambda p: optim.SGD(p, lr=0.1, weight_decay=-1), "invalid weight_decay value -1"),
+    (lambda p: optim.SGD(p, lr=0.1, momentum=0.9, dampening=0.1, nesterov=True),
+     "nesterov needs momentum > 0 and zero dampening"),
+    (lambda p: optim.Adam(p, eps=-1e-8), "invalid eps value -1e-08"),
+    (lambda p: optim.AdamW(p, weight_decay=-0.1), "invalid weight_decay value -0.1"),
+])
+def test_hyperparameters_are_checked_as_torch_checks_them(make, expected):
+    with pytest.raises(ValueError, match=expected):
+        make({"w": np.ones(2)})
+    optim.SGD({"w": np.ones(2)}, lr=0)    # lr=0 is allowed, as in torch.optim
+
+
+def _stepped(kind, params):
+    opt = kind(params, lr=0.1, **({"momentum": 0.9} if kind is optim.SGD else {}))
+    opt.step({key: np.ones_like(value) for key, value in params.items()})
+    return opt
+
+
+@pytest.mark.parametrize("saved, loading, expected", [
+    (optim.SGD, optim.Adam, "state of SGD, not of Adam"),
+    (optim.Adam, optim.SGD, "state of Adam, not of SGD"),
+    (optim.Adam, optim.AdamW, "state of Adam, not of AdamW"),
+])
+def test_the_state_of_another_optimizer_is_refused(saved, loading, expected):
+    params = {"w": np.ones(3), "b": np.zeros(2)}
+    state = _stepped(saved, params).state_dict()
+    target = _stepped(loading, {k: v.copy() for k, v in params.items()})
+    before = [dict(s) for s in target.state]
+    with pytest.raises(ValueError, match=expected):
+        target.load_state_dict(state)
+    legacy = {"steps": state["steps"], "state": state["state"]}   # saved before the kind
+    if saved is not optim.Adam or loading is not optim.AdamW:     # (same keys, same update)
+        with pytest.raises(ValueError, match="does not keep: the state of another optimizer"):
+            target.load_state_dict(legacy)
+    assert target.state == before and target.steps == 1
+
+
+def test_the_state_of_other_parameters_is_refused():
+    state = _stepped(optim.Adam, {"w": np.ones(3), "b": np.zeros(2)}).state_dict()
+    with pytest.raises(ValueError, match=r"parameters \['w', 'b'\], these are \['v', 'b'\]"):
+        optim.Adam({"v": np.ones(3), "b": np.zeros(2)}).load_state_dict(state)
+    with pytest.raises(ValueError, match=r"had shape \(3,\), now \(4,\)"):
+        optim.Adam({"w": np.ones(4), "b": np.zeros(2)}).load_state_dict(state)
 
 
 def test_optimizer_state_round_trips_through_save(tmp_path):

@@ -75,8 +75,8 @@ def test_optimizer_errors():
         optim.SGD([[[1.0]]], lr=0.1)
     with pytest.raises(ValueError, match="numpy parameters hold no .grad"):
         optim.SGD([np.ones(2)], lr=0.1).step()
-    with pytest.raises(ValueError, match="lr must be positive"):
-        optim.SGD([param([1.0])], lr=0)
+    with pytest.raises(ValueError, match="invalid lr value -0.1"):
+        optim.SGD([param([1.0])], lr=-0.1)
     opt = optim.SGD({"w": param([1.0])}, lr=0.1)
     with pytest.raises(ValueError, match="structure of the params"):
         opt.step({"v": np.ones(1), "w": np.ones(1)})

@@ -20,6 +20,7 @@ import numpy as np
 
 from . import trace
 from .tensor import Buffer, Tensor, as_tensor
+from .tree import tree_flatten, tree_unflatten
 
 __all__ = [
     "Context", "Function", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled",
@@ -470,32 +471,6 @@ def inside_transform() -> _InsideTransform:
 
 
 # ----------------------------------------------------------------------------- transforms
-def tree_flatten(tree: Any) -> tuple[list[Any], Any]:
-    """Leaves of nested dicts/lists/tuples (dicts in key order) and a spec to rebuild it."""
-    if isinstance(tree, dict):
-        keys = list(tree)
-        parts = [tree_flatten(tree[k]) for k in keys]
-        return [leaf for leaves, _ in parts for leaf in leaves], (dict, keys, [s for _, s in parts])
-    if isinstance(tree, (list, tuple)):
-        parts = [tree_flatten(item) for item in tree]
-        return [leaf for leaves, _ in parts for leaf in leaves], (type(tree), None,
-                                                                   [s for _, s in parts])
-    return [tree], None
-
-
-def tree_unflatten(spec: Any, leaves: Iterable[Any]) -> Any:
-    leaves = iter(leaves)
-
-    def build(node_spec: Any) -> Any:
-        if node_spec is None:
-            return next(leaves)
-        kind, keys, children = node_spec
-        values = [build(child) for child in children]
-        return dict(zip(keys, values)) if kind is dict else kind(values)
-
-    return build(spec)
-
-
 def _differentiable_leaf(value: Any, where: str) -> Tensor:
     """A fresh Tensor to differentiate with respect to.
 

@@ -23,11 +23,10 @@ from .autograd import (
     enable_grad,
     no_grad,
     topological_nodes,
-    tree_flatten,
-    tree_unflatten,
 )
 from .data import write_atomically
 from .tensor import Buffer, Tensor
+from .tree import tree_flatten, tree_keys, tree_unflatten
 
 __all__ = ["export", "ExportError", "SUPPORTED_OPS", "DEFAULT_OPSET"]
 
@@ -404,7 +403,7 @@ def _record(f: Callable, params: Any, example_input: Any, dtype: Any, reserved: 
     derived: the arrays computed from the input, recorded or not). Every param gets a
     distinct ONNX name, its key where that is free (not in `reserved`, not taken)."""
     leaves, spec = tree_flatten(params)
-    keys = _leaf_keys(params)
+    keys = tree_keys(params)
     _check_param_leaves(keys, leaves)
     tensors = [leaf if isinstance(leaf, Buffer) else Tensor(leaf, requires_grad=True)
                for leaf in (_copy_leaf(leaf, dtype) for leaf in leaves)]
@@ -435,14 +434,6 @@ def _check_param_leaves(keys: list[str], leaves: list) -> None:
                               f"({type(leaf).__name__}); params must be floating arrays (Tensors, "
                               "numpy arrays or Buffers): pass integer constants to the "
                               "model another way, or as floats")
-
-
-def _leaf_keys(tree: Any, prefix: str = "") -> list[str]:
-    if isinstance(tree, dict):
-        return [k for key, value in tree.items() for k in _leaf_keys(value, f"{prefix}{key}.")]
-    if isinstance(tree, (list, tuple)):
-        return [k for i, value in enumerate(tree) for k in _leaf_keys(value, f"{prefix}{i}.")]
-    return [prefix[:-1]]
 
 
 def export(f: Callable, params: Any, example_input: Any, path: str | os.PathLike, *,

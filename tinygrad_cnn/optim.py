@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from .autograd import tree_flatten
 from .tensor import Buffer, Tensor
+from .tree import tree_flatten, tree_keys
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW"]
 
@@ -45,13 +45,16 @@ class Optimizer:
                 raise TypeError(f"optimizer: parameter {index} has dtype {array.dtype}; only "
                                 "floating-point parameters can be trained (convert with "
                                 ".astype(np.float32))")
-        if not lr > 0:
-            raise ValueError(f"optimizer: lr must be positive, got {lr}")
+        _check_at_least_zero(type(self).__name__, lr=lr)
         self.params: list[Any] = leaves
+        self.keys = tree_keys(params)
         self.trained = [not isinstance(leaf, Buffer) for leaf in leaves]
         self.lr = lr
         self.state: list[dict] = [{} for _ in leaves]
         self.steps = 0
+
+    STATE_KEYS: tuple[str, ...] = ()   # what `update` keeps per parameter
+    maximize = False                    # ascend the objective instead (torch.optim's option)
 
     def zero_grad(self) -> None:
         for param in self.params:
@@ -86,33 +89,35 @@ class Optimizer:
                                                self.trained):
             if grad is not None and trained:
                 value = _array(param)
-                new_value = self.update(value, grad.astype(value.dtype, copy=False), state)
+                grad = grad.astype(value.dtype, copy=False)
+                new_value = self.update(value, -grad if self.maximize else grad, state)
                 if new_value is not value:   # (an update may work in place)
                     value[...] = new_value
 
     def state_dict(self) -> dict:
-        """The step count and each parameter's state (moments), as arrays: `data.save`
-        writes it and `load_state_dict` restores it, so a run resumes exactly."""
-        return {"steps": np.int64(self.steps),
+        """The optimizer's kind, the parameters' keys and shapes, the step count and each
+        parameter's state (moments), as arrays: `data.save` writes it and
+        `load_state_dict` restores it, so a run resumes exactly."""
+        return {"optimizer": np.array(type(self).__name__), "keys": np.array(self.keys),
+                "shapes": [np.array(_array(p).shape, np.int64) for p in self.params],
+                "steps": np.int64(self.steps),
                 "state": [{key: np.int64(value) if key == "step" else np.array(value)
                            for key, value in state.items()} for state in self.state]}
 
     def load_state_dict(self, state_dict: dict) -> None:
-        """Restore what `state_dict` returned (for the same parameters)."""
-        states = state_dict.get("state") if isinstance(state_dict, dict) else None
-        if not isinstance(states, (list, tuple)) or len(states) != len(self.params):
-            count = len(states) if isinstance(states, (list, tuple)) else "no"
-            raise ValueError(f"load_state_dict: expected the state of {len(self.params)} "
-                             f"parameters, got {count}")
+        """Restore what `state_dict` returned, for an optimizer of the same kind over
+        parameters of the same structure; ValueError, changing nothing, otherwise."""
+        self._check_state_of_this_kind(state_dict)
         restored = []
-        for index, (param, state) in enumerate(zip(self.params, states)):
+        for index, (param, state) in enumerate(zip(self.params, state_dict["state"])):
             entry = {}
             for key, value in state.items():
-                if key == "step":
-                    entry[key] = int(value)
-                    continue
-                value = np.array(value)
-                if value.shape not in ((), _array(param).shape):
+                if key not in self.STATE_KEYS:
+                    raise ValueError(f"load_state_dict: parameter {index} has state {key!r}, "
+                                     f"which {type(self).__name__} does not keep: the state "
+                                     "of another optimizer")
+                value = int(value) if key == "step" else np.array(value)
+                if key != "step" and value.shape not in ((), _array(param).shape):
                     raise ValueError(f"load_state_dict: {key!r} of parameter {index} has "
                                      f"shape {value.shape}, the parameter "
                                      f"{_array(param).shape}")
@@ -120,44 +125,84 @@ class Optimizer:
             restored.append(entry)
         self.state, self.steps = restored, int(state_dict.get("steps", 0))
 
+    def _check_state_of_this_kind(self, state_dict: Any) -> None:
+        states = state_dict.get("state") if isinstance(state_dict, dict) else None
+        if not isinstance(states, (list, tuple)) or len(states) != len(self.params):
+            count = len(states) if isinstance(states, (list, tuple)) else "no"
+            raise ValueError(f"load_state_dict: expected the state of {len(self.params)} "
+                             f"parameters, got {count}")
+        kind = str(state_dict.get("optimizer", type(self).__name__))
+        if kind != type(self).__name__:
+            raise ValueError(f"load_state_dict: this is the state of {kind}, not of "
+                             f"{type(self).__name__}")
+        keys = [str(key) for key in np.asarray(state_dict.get("keys", self.keys)).ravel()]
+        if len(self.keys) > 0 and keys != self.keys:
+            raise ValueError(f"load_state_dict: the state is of parameters {keys[:6]}, these "
+                             f"are {self.keys[:6]}")
+        for index, shape in enumerate(state_dict.get("shapes") or []):
+            if tuple(np.asarray(shape).tolist()) != _array(self.params[index]).shape:
+                raise ValueError(f"load_state_dict: parameter {index} ({self.keys[index]!r}) "
+                                 f"had shape {tuple(np.asarray(shape).tolist())}, now "
+                                 f"{_array(self.params[index]).shape}")
+
     def update(self, value: np.ndarray, grad: np.ndarray, state: dict) -> np.ndarray:
         raise NotImplementedError
 
 
-class SGD(Optimizer):
-    """g = grad + wd*p; with momentum b = m*b + g (b = g at first), g = g + m*b (nesterov)
-    or b; p = p - lr*g."""
+def _check_at_least_zero(name: str, **values: float) -> None:
+    """ValueError, as torch.optim words it, for a hyperparameter below 0 (or NaN)."""
+    for key, value in values.items():
+        if not value >= 0:
+            raise ValueError(f"{name}: invalid {key} value {value}; it must be >= 0")
 
-    def __init__(self, params: Any, lr: float, momentum: float = 0.0, nesterov: bool = False,
-                 weight_decay: float = 0.0) -> None:
+
+class SGD(Optimizer):
+    """g = -grad (maximize) or grad; g += wd*p; with momentum b = m*b + (1-dampening)*g
+    (b = g at first), g = g + m*b (nesterov) or b; p = p - lr*g. As torch.optim.SGD."""
+
+    STATE_KEYS = ("momentum",)
+
+    def __init__(self, params: Any, lr: float = 1e-3, momentum: float = 0.0,
+                 dampening: float = 0.0, weight_decay: float = 0.0, nesterov: bool = False,
+                 *, maximize: bool = False) -> None:
         super().__init__(params, lr)
-        if nesterov and momentum <= 0:
-            raise ValueError("SGD: nesterov needs momentum > 0")
-        self.momentum, self.nesterov, self.weight_decay = momentum, nesterov, weight_decay
+        _check_at_least_zero("SGD", momentum=momentum, weight_decay=weight_decay)
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError("SGD: nesterov needs momentum > 0 and zero dampening, got "
+                             f"momentum={momentum}, dampening={dampening}")
+        self.momentum, self.dampening, self.nesterov = momentum, dampening, nesterov
+        self.weight_decay, self.maximize = weight_decay, maximize
 
     def update(self, value: np.ndarray, grad: np.ndarray, state: dict) -> np.ndarray:
         if self.weight_decay:
             grad = grad + self.weight_decay * value
         if self.momentum:
             buffer = state.get("momentum")
-            buffer = grad.copy() if buffer is None else self.momentum * buffer + grad
+            buffer = grad.copy() if buffer is None else \
+                self.momentum * buffer + (1 - self.dampening) * grad
             state["momentum"] = buffer
             grad = grad + self.momentum * buffer if self.nesterov else buffer
         return value - self.lr * grad
 
 
 class Adam(Optimizer):
-    """m = b1*m + (1-b1)*g, v = b2*v + (1-b2)*g^2, p -= lr * m_hat / (sqrt(v_hat) + eps),
-    with bias-corrected m_hat, v_hat; weight decay is added to the gradient (coupled)."""
+    """m = b1*m + (1-b1)*g, v = b2*v + (1-b2)*g^2 (g = -grad with maximize), p -= lr * m_hat
+    / (sqrt(v_hat) + eps), bias-corrected; amsgrad uses the running max of v; weight decay is
+    added to the gradient (coupled). As torch.optim.Adam."""
 
     decoupled = False
+    STATE_KEYS = ("step", "m", "v", "v_max")
 
     def __init__(self, params: Any, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8, weight_decay: float = 0.0) -> None:
+                 eps: float = 1e-8, weight_decay: float = 0.0, amsgrad: bool = False, *,
+                 maximize: bool = False) -> None:
         super().__init__(params, lr)
+        name = type(self).__name__
+        _check_at_least_zero(name, eps=eps, weight_decay=weight_decay)
         if not all(0 <= b < 1 for b in betas):
-            raise ValueError(f"{type(self).__name__}: betas must be in [0, 1), got {betas}")
+            raise ValueError(f"{name}: betas must be in [0, 1), got {betas}")
         self.betas, self.eps, self.weight_decay = betas, eps, weight_decay
+        self.amsgrad, self.maximize = amsgrad, maximize
 
     def update(self, value: np.ndarray, grad: np.ndarray, state: dict) -> np.ndarray:
         """In place: p -= (lr / (1 - b1^t)) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)."""
@@ -172,6 +217,10 @@ class Adam(Optimizer):
         m += (1 - beta1) * grad
         v *= beta2
         v += (1 - beta2) * grad * grad
+        if self.amsgrad:
+            v_max = _moment(state, "v_max", value)
+            np.maximum(v_max, v, out=v_max)
+            v = v_max
         denominator = np.sqrt(v)
         denominator /= math.sqrt(1 - beta2 ** step)
         denominator += self.eps
@@ -197,5 +246,6 @@ class AdamW(Adam):
     decoupled = True
 
     def __init__(self, params: Any, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8, weight_decay: float = 1e-2) -> None:
-        super().__init__(params, lr, betas, eps, weight_decay)
+                 eps: float = 1e-8, weight_decay: float = 1e-2, amsgrad: bool = False, *,
+                 maximize: bool = False) -> None:
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize)

@@ -23,6 +23,7 @@ import numpy as np
 
 from .autograd import Context, topological_nodes
 from .tensor import Tensor
+from .tree import tree_flatten, tree_keys
 
 if TYPE_CHECKING:
     import graphviz
@@ -67,21 +68,11 @@ def _walk(outputs: Sequence[Tensor]) -> tuple[list[Tensor], list[Context]]:
 
 def _param_names(params: Any) -> dict[int, str]:
     """id(tensor) -> dotted key, from a (nested) dict or list of Tensors."""
-    names: dict[int, str] = {}
-
-    def visit(tree: Any, prefix: str) -> None:
-        if isinstance(tree, dict):
-            for key, value in tree.items():
-                visit(value, f"{prefix}{key}.")
-        elif isinstance(tree, (list, tuple)):
-            for index, value in enumerate(tree):
-                visit(value, f"{prefix}{index}.")
-        elif isinstance(tree, Tensor):
-            names[id(tree)] = prefix[:-1]
-
-    if params is not None:
-        visit(params, "")
-    return names
+    if params is None:
+        return {}
+    leaves = tree_flatten(params)[0]
+    return {id(leaf): key for leaf, key in zip(leaves, tree_keys(params))
+            if isinstance(leaf, Tensor)}
 
 
 def leaf_kind(tensor: Tensor) -> str:
