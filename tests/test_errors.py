@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import tinygrad_cnn as tg
+import tinygrad_cnn.functional as F
 from tinygrad_cnn import Tensor
 
 
@@ -95,3 +96,33 @@ def test_clip_errors():
 def test_argnums_out_of_range():
     with pytest.raises(ValueError, match="argnums 3 refers to argument 3"):
         tg.grad(lambda x: x.sum(), argnums=3)(np.ones(2))
+
+
+# ----------------------------------------------------------------------------- batch norm
+def test_batch_norm_training_with_eps_0_raises_as_torch_does():
+    x = np.ones((4, 3))    # a constant channel: variance 0, so eps=0 would divide by 0
+    with pytest.raises(ValueError, match="eps must be positive during training, got 0"):
+        F.batch_norm(x, np.zeros(3), np.ones(3), training=True, eps=0)
+    assert np.all(np.isfinite(F.batch_norm(x, np.zeros(3), np.ones(3), eps=0).data))
+
+
+@pytest.mark.parametrize("shape", [(0, 3), (0, 3, 4, 4)])
+def test_batch_norm_of_an_empty_batch_is_empty_and_keeps_the_statistics(shape):
+    mean, var = np.arange(3.0), np.full(3, 2.0)
+    weight = tg.Tensor(np.ones(3), requires_grad=True)
+    out = F.batch_norm(np.zeros(shape), mean, var, weight, training=True)
+    assert out.shape == shape
+    np.testing.assert_array_equal(mean, np.arange(3.0))
+    np.testing.assert_array_equal(var, np.full(3, 2.0))
+    out.sum().backward()
+    np.testing.assert_array_equal(weight.grad.data, np.zeros(3))
+
+
+@pytest.mark.parametrize("read_only", ["running_mean", "running_var"])
+def test_batch_norm_checks_both_statistics_before_writing_either(read_only):
+    stats = {"running_mean": np.zeros(3), "running_var": np.ones(3)}
+    stats[read_only].flags.writeable = False
+    with pytest.raises(ValueError, match=f"batch_norm: {read_only} is read-only"):
+        F.batch_norm(np.random.default_rng(0).standard_normal((4, 3)), training=True, **stats)
+    np.testing.assert_array_equal(stats["running_mean"], np.zeros(3))
+    np.testing.assert_array_equal(stats["running_var"], np.ones(3))

@@ -546,8 +546,9 @@ def local_response_norm(x: Any, size: int, alpha: float = 1e-4, beta: float = 0.
                                    k=float(k))
 
 
-def _running_stat(name: str, stat: Any, channels: int) -> np.ndarray | None:
-    """The array behind a running statistic (updated in place), checked."""
+def _running_stat(name: str, stat: Any, channels: int, training: bool) -> np.ndarray | None:
+    """The array behind a running statistic (updated in place in training), checked before
+    either statistic is written."""
     if stat is None:
         return None
     array = stat.data if isinstance(stat, Tensor) else stat
@@ -557,6 +558,9 @@ def _running_stat(name: str, stat: Any, channels: int) -> np.ndarray | None:
     if array.shape != (channels,):
         raise ValueError(f"batch_norm: {name} has shape {array.shape} but x has {channels} "
                          f"channels; expected ({channels},)")
+    if training and not array.flags.writeable:
+        raise ValueError(f"batch_norm: {name} is read-only, but training updates it in "
+                         "place; pass a writable array (np.array(...)) or training=False")
     return array
 
 
@@ -579,13 +583,15 @@ def batch_norm(x: Any, running_mean: Any, running_var: Any, weight: Any = None,
     if x.ndim < 2:
         raise ValueError(f"batch_norm: x must be (N, C) or (N, C, H, W), got shape {x.shape}")
     channels = x.shape[1]
-    mean_array = _running_stat("running_mean", running_mean, channels)
-    var_array = _running_stat("running_var", running_var, channels)
+    mean_array = _running_stat("running_mean", running_mean, channels, training)
+    var_array = _running_stat("running_var", running_var, channels, training)
     if not training and (mean_array is None or var_array is None):
         raise ValueError("batch_norm: evaluation (training=False) needs running_mean and "
                          "running_var")
+    if training and not eps > 0:
+        raise ValueError(f"batch_norm: eps must be positive during training, got {eps}")
     count = x.size // max(channels, 1)
-    if training and count <= 1:
+    if training and count == 1:
         raise ValueError(f"batch_norm: training needs more than one value per channel, got "
                          f"x of shape {x.shape}")
     weight = ops.constant(np.ones(channels, x.dtype)) if weight is None else \
@@ -598,6 +604,8 @@ def batch_norm(x: Any, running_mean: Any, running_var: Any, weight: Any = None,
                              f"{tensor.shape}")
     stats = [ops.constant(np.asarray(a if a is not None else np.zeros(channels), x.dtype))
              for a in (mean_array, var_array)]
+    if x.size == 0:   # an empty batch: an empty output, the running statistics unchanged
+        training = False
     out = BatchNorm.apply(x, weight.astype(x.dtype), bias.astype(x.dtype), *stats,
                           training=bool(training), eps=float(eps))
     if training:
