@@ -25,7 +25,7 @@ from peer import alone_rounds, import_torch, interleaved_medians  # benchmarks/p
 
 import tinygrad_cnn.functional as F
 from tinygrad_cnn import data, models, optim, train
-from tinygrad_cnn.autograd import value_and_grad
+from tinygrad_cnn.transforms import value_and_grad
 
 
 def our_step(batch: int = 64):

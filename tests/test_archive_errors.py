@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tinygrad_cnn import data
+from tinygrad_cnn import checkpoint, data
 from tinygrad_cnn.cli import main
 
 TREE = {"conv": {"w": np.arange(6.0).reshape(2, 3)}, "b": np.zeros(2, np.float32)}
@@ -107,8 +107,8 @@ def test_members_the_manifest_does_not_name_are_not_read(tmp_path, monkeypatch):
     path = write_archive(tmp_path / "extra.npz", manifest({"array": 0}),
                          [("arr_0.npy", npy_bytes(np.ones(2)))] + unused)
     read = []
-    original = data._read_member
-    monkeypatch.setattr(data, "_read_member",
+    original = checkpoint._read_member
+    monkeypatch.setattr(checkpoint, "_read_member",
                         lambda archive, name, where: read.append(name) or original(
                             archive, name, where))
     np.testing.assert_array_equal(data.load(path), np.ones(2))

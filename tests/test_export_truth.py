@@ -7,7 +7,7 @@ import pytest
 import tinygrad_cnn as tg
 import tinygrad_cnn.functional as F
 from tinygrad_cnn import Tensor
-from tinygrad_cnn.autograd import tree_flatten
+from tinygrad_cnn.tree import tree_flatten
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from tinygrad_cnn.kernels import conv
-from tinygrad_cnn.kernels.windows import pad_spatial, window_view
+from tinygrad_cnn.kernels.windows import Window, pad_spatial, window_view
 
 rng = np.random.default_rng(0)
 
@@ -19,8 +19,8 @@ def test_long_product_cuts_k_into_blocks_exactly(k):
 def test_weight_gradient_of_a_lenet_sized_batch(batch):
     """LeNet's first layer: 25 x (B*28*32) x 6, the blocked product."""
     x, g = rng.standard_normal((batch, 1, 28, 28)), rng.standard_normal((batch, 6, 28, 28))
-    geometry = dict(stride=(1, 1), padding=(2, 2, 2, 2), dilation=(1, 1), groups=1)
+    window = Window((5, 5), (1, 1), (2, 2, 2, 2))
     windows = window_view(pad_spatial(x, (2, 2, 2, 2)), (5, 5), (1, 1), (1, 1), (28, 28))
     expected = np.einsum("ncijhw,nfhw->fcij", windows, g)
-    np.testing.assert_allclose(conv.conv2d_weight_grad(x, g, (5, 5), **geometry), expected,
+    np.testing.assert_allclose(conv.conv2d_weight_grad(x, g, window, 1), expected,
                                rtol=1e-10, atol=1e-10)

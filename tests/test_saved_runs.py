@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tinygrad_cnn import data
+from tinygrad_cnn import checkpoint, data
 from tinygrad_cnn.cli import main
 from tinygrad_cnn.train import CHECKPOINT, TrainingInterrupted, run
 
@@ -72,7 +72,7 @@ def _losses(history):
 def test_an_interrupt_between_writes_resumes_from_one_consistent_epoch(tmp_path, monkeypatch):
     pytest.importorskip("sklearn")
     _, whole = run(epochs=3, out=str(tmp_path / "whole"), progress=False, output="quiet")
-    save = data.save
+    save = checkpoint.save
     writes = []
 
     def interrupted_save(tree, path, meta=None):
@@ -81,10 +81,10 @@ def test_an_interrupt_between_writes_resumes_from_one_consistent_epoch(tmp_path,
             raise KeyboardInterrupt
         return save(tree, path, meta)
 
-    monkeypatch.setattr(data, "save", interrupted_save)
+    monkeypatch.setattr(checkpoint, "save", interrupted_save)
     with pytest.raises(TrainingInterrupted) as stop:
         run(epochs=3, out=str(tmp_path / "split"), progress=False, output="quiet")
-    monkeypatch.setattr(data, "save", save)
+    monkeypatch.setattr(checkpoint, "save", save)
     assert stop.value.saved == 2   # epoch 2's checkpoint was written before the interrupt
     _, resumed = run(epochs=3, resume=str(tmp_path / "split"), progress=False, output="quiet")
     assert _losses(resumed) == _losses(whole)

@@ -7,14 +7,10 @@ from .autograd import (
     Context,
     Function,
     enable_grad,
-    grad,
     grad_of,
-    hvp,
     is_grad_enabled,
-    jacobian,
     no_grad,
     set_grad_enabled,
-    value_and_grad,
 )
 from .config import keep_freed_memory, show_config
 from .gradcheck import (
@@ -30,6 +26,7 @@ from .ops import REGISTRY, concatenate, stack, where
 from .receptive import receptive_field
 from .summary import summary
 from .trace import AnomalyError, detect_anomaly
+from .transforms import grad, hvp, jacobian, value_and_grad
 from .viz import draw_graph, to_dot
 
 __all__ = [

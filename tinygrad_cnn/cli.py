@@ -188,7 +188,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
     if args.params:
         params, images = _trained_params(args.model, args.params)
     print(f"{args.model} on one {'x'.join(map(str, images.shape[1:]))} image")
-    summary(model, params, images)
+    print(summary(model, params, images))
     return 0
 
 
@@ -209,7 +209,8 @@ def _trained_params(model: str, path: str) -> tuple[dict, np.ndarray]:
 
 def cmd_receptive_field(args: argparse.Namespace) -> int:
     from .models import get_model
-    from .receptive import conv_stage_fields, plot_conv_stage_fields
+    from .plots import plot_conv_stage_fields
+    from .receptive import conv_stage_fields
     try:
         model, init_model = get_model(args.model)
     except ValueError as error:

@@ -11,6 +11,7 @@ also updates the running statistics in place).
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -235,6 +236,31 @@ def model_name(name: str) -> str:
 def get_model(name: str) -> tuple[Callable, Callable]:
     """(model, init_model) of the zoo's model `name`."""
     return MODELS[model_name(name)]
+
+
+def check_params(params: Any, model: str, options: dict, source: str) -> None:
+    """Raise ValueError naming every key, shape and dtype of `params` that does not fit
+    the model `model` built with `options`."""
+    _, init_model = get_model(model)
+    expected = init_model(np.random.default_rng(0), **options)
+    if not isinstance(params, dict):
+        raise ValueError(f"{source}: expected a dict of {model} parameters, got a "
+                         f"{type(params).__name__}")
+    problems = [f"missing {key!r} {expected[key].shape}" for key in expected
+                if key not in params]
+    problems += [f"unexpected {key!r}" for key in params if key not in expected]
+    for key in expected.keys() & params.keys():
+        array = params[key]
+        if not isinstance(array, np.ndarray):
+            problems.append(f"{key!r} is a {type(array).__name__}, not an array")
+        elif array.shape != expected[key].shape:
+            problems.append(f"{key!r} has shape {array.shape}, expected {expected[key].shape}")
+        elif array.dtype.kind != "f":
+            problems.append(f"{key!r} has dtype {array.dtype}, expected a float dtype")
+    if problems:
+        options_text = ", ".join(f"{k}={v}" for k, v in options.items()) or "defaults"
+        raise ValueError(f"{source} does not hold {model} parameters ({options_text}): " +
+                         "; ".join(sorted(problems)))
 
 
 def model_loss_gradcheck(name: str, seed: int = 0, elements: int = 24):

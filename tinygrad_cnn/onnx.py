@@ -5,7 +5,9 @@ the graph, and writes one ONNX node (or a few) per recorded op; the params becom
 initializers named by their keys (nested keys joined by dots). The exported graph computes
 PyTorch's numbers everywhere: pooling pads are explicit (ceil_mode is never used, since
 runtimes disagree at the border), average pooling always sets count_include_pad=1 and
-rescales by PyTorch's divisors, and batch norm exports its evaluation form.
+rescales by PyTorch's divisors, and batch norm exports its evaluation form. Each op's
+lowering is declared beside it in `ops/` (`OpSpec.onnx`); this module walks the graph,
+names the values, follows the batch axis and proves the file with ONNX Runtime.
 """
 
 from __future__ import annotations
@@ -25,20 +27,14 @@ from .autograd import (
     topological_nodes,
 )
 from .data import write_atomically
+from .ops import REGISTRY, spec_of
+from .ops.lowering import NO_BATCH, ExportError
 from .tensor import Buffer, Tensor
 from .tree import tree_flatten, tree_keys, tree_unflatten
 
-__all__ = ["export", "ExportError", "SUPPORTED_OPS", "DEFAULT_OPSET"]
+__all__ = ["export", "ExportError", "supported_ops", "DEFAULT_OPSET"]
 
 DEFAULT_OPSET = 17
-ELEMENTWISE = {"add": "Add", "sub": "Sub", "mul": "Mul", "div": "Div", "pow": "Pow",
-               "maximum": "Max", "neg": "Neg", "exp": "Exp", "log": "Log", "sqrt": "Sqrt",
-               "tanh": "Tanh", "sigmoid": "Sigmoid", "softplus": "Softplus", "relu": "Relu",
-               "abs": "Abs", "identity": "Identity"}
-
-
-class ExportError(ValueError):
-    """An op of the graph has no ONNX mapping (or not with these parameters)."""
 
 
 class _Graph:
@@ -55,6 +51,7 @@ class _Graph:
         self.batch_axis: dict[int, int | None] = {}
         self.derived: dict[int, Any] = {}   # arrays computed from the input (trace)
         self.dtype: Any = None              # the export dtype of floating constants
+        self.dynamic = True                 # the batch axis is symbolic ("N")
 
     def fresh(self, stem: str) -> str:
         name = _unique(stem, self.taken)
@@ -72,9 +69,6 @@ class _Graph:
         output = output or self.fresh(op.lower())
         self.nodes.append(helper.make_node(op, inputs, [output], **attrs))
         return output
-
-
-NO_BATCH = -1
 
 
 def _unique(stem: str, taken: set) -> str:
@@ -112,269 +106,47 @@ def _pointer(array: np.ndarray) -> tuple[int, tuple[int, ...], str, tuple[int, .
     return array.__array_interface__["data"][0], array.shape, array.dtype.str, array.strides
 
 
-# ----------------------------------------------------------------------------- op mappings
-def _pads(padding: tuple[int, int, int, int]) -> list[int]:
-    top, bottom, left, right = padding
-    return [top, left, bottom, right]
+def supported_ops() -> list[str]:
+    """The registered ops that export, in registry order."""
+    return [name for name, spec in REGISTRY.items() if spec.exports]
 
 
-def _conv(graph: _Graph, node: Context, inputs: list[str]) -> str:
-    p = node.params
-    return graph.add("Conv", inputs, kernel_shape=list(node.inputs[1].shape[2:]),
-                     strides=list(p["stride"]), pads=_pads(p["padding"]),
-                     dilations=list(p["dilation"]), group=p["groups"])
-
-
-def _conv_transpose(graph: _Graph, node: Context, inputs: list[str]) -> str:
-    p = node.params
-    x, w = node.inputs
-    top, bottom, left, right = p["padding"]
-    reach = [(n - 1) * s + (k - 1) * d + 1 for n, s, k, d in
-             zip(x.shape[2:], p["stride"], w.shape[2:], p["dilation"])]
-    extra = [out - r + before + after for out, r, before, after in
-             zip(p["input_hw"], reach, (top, left), (bottom, right))]
-    return graph.add("ConvTranspose", inputs, kernel_shape=list(w.shape[2:]),
-                     strides=list(p["stride"]), pads=_pads(p["padding"]),
-                     dilations=list(p["dilation"]), group=p["groups"],
-                     output_padding=extra)
-
-
-def _pool_input(graph: _Graph, node: Context, inputs: list[str], fill: float
-                ) -> tuple[str, list[int]]:
-    """The pool's input and its pads attribute. ONNX Runtime loads no pool whose pad is as
-    large as the kernel (ceil_mode's extra rows can make it so): such pads become an
-    explicit Pad node with `fill`, and the pool pads nothing."""
-    p = node.params
-    top, bottom, left, right = p["padding"]
-    kh, kw = p["kernel"]
-    if max(top, bottom) < kh and max(left, right) < kw:
-        return inputs[0], _pads(p["padding"])
-    pads = graph.constant(np.array([0, 0, top, left, 0, 0, bottom, right], np.int64))
-    value = graph.constant(np.array(fill, node.inputs[0].dtype))
-    return graph.add("Pad", [inputs[0], pads, value]), [0, 0, 0, 0]
-
-
-def _max_pool(graph: _Graph, node: Context, inputs: list[str]) -> str:
-    p = node.params
-    source, pads = _pool_input(graph, node, inputs, -np.inf)
-    return graph.add("MaxPool", [source], kernel_shape=list(p["kernel"]),
-                     strides=list(p["stride"]), pads=pads,
-                     dilations=list(p["dilation"]), ceil_mode=0)
-
-
-def _avg_pool(graph: _Graph, node: Context, inputs: list[str]) -> str:
-    """AveragePool divides every window by KH*KW (pads counted as zeros); PyTorch's divisor
-    per output position then rescales: out = pooled * KH*KW / divisor."""
-    p = node.params
-    source, pads = _pool_input(graph, node, inputs, 0.0)
-    pooled = graph.add("AveragePool", [source], kernel_shape=list(p["kernel"]),
-                       strides=list(p["stride"]), pads=pads, count_include_pad=1,
-                       ceil_mode=0)
-    area = p["kernel"][0] * p["kernel"][1]
-    divisor = np.asarray(p["divisor"], dtype=node.output.dtype)
-    if divisor.ndim == 0 and divisor == area:
-        return pooled
-    return graph.add("Mul", [pooled, graph.constant((area / divisor).astype(divisor.dtype))])
-
-
-def _refuse_batch(node: Context, what: str) -> ExportError:
-    return ExportError(f"{node.name} ({node.where}) {what}: the exported model would hold "
-                       "the example's batch size; export with dynamic_batch=False")
-
-
-def _reduce(graph: _Graph, node: Context, inputs: list[str], dynamic: bool) -> str:
-    axis = node.params["axis"]
-    axes = list(range(node.inputs[0].ndim)) if axis is None else list(axis)
-    batch = graph.batch_axis.get(id(node.inputs[0]), NO_BATCH)
-    if dynamic and batch != NO_BATCH and (batch is None or batch in axes):
-        raise _refuse_batch(node, "reduces over the batch axis (a mean there divides by the "
-                                  "batch size)" if batch is not None else
-                            "reduces a tensor whose batch axis was moved where the exporter "
-                            "cannot follow it")
-    keep = int(node.params["keepdims"])
-    if node.name == "sum":
-        return graph.add("ReduceSum", inputs + [graph.constant(np.array(axes, np.int64))],
-                         keepdims=keep)
-    op = "ReduceMax" if node.name == "max" else "ReduceMin"
-    return graph.add(op, inputs, axes=axes, keepdims=keep)
-
-
-def _reshape(graph: _Graph, node: Context, inputs: list[str], dynamic: bool) -> str:
-    before, after = node.inputs[0].shape, node.output.shape
-    shape = list(after)
-    batch = graph.batch_axis.get(id(node.inputs[0]), NO_BATCH)
-    if dynamic and batch != NO_BATCH:
-        if batch != 0 or not shape or shape[0] != before[0]:
-            raise _refuse_batch(node, f"reshapes {before} -> {after} across the batch axis"
-                                      f" (axis {batch})")
-        shape[0] = 0                        # ONNX: copy the (symbolic) batch size
-    return graph.add("Reshape", inputs + [graph.constant(np.array(shape, np.int64))])
-
-
-def _full_index(index: tuple, ndim: int) -> tuple:
-    if Ellipsis in index:
-        at = index.index(Ellipsis)
-        index = index[:at] + (slice(None),) * (ndim - len(index) + 1) + index[at + 1:]
-    return index + (slice(None),) * (ndim - len(index))
-
-
-def _getitem(graph: _Graph, node: Context, inputs: list[str]) -> str:
-    """Basic indexing: integers and slices (Slice, then Squeeze for the integer axes).
-    Negative integers stay negative, so that x[-1] is the last example of any batch."""
-    x = node.inputs[0]
-    index = node.params["index"]
-    if any(isinstance(i, np.ndarray) or i is None for i in index) or \
-            sum(i is Ellipsis for i in index) > 1:
-        raise ExportError(f"getitem ({node.where}): only integers and slices export, got "
-                          f"index {index}")
-    starts, ends, axes, steps, dropped = [], [], [], [], []
-    far = 2 ** 62   # "to the end", whatever the (symbolic) size; ONNX clamps it
-    for axis, item in enumerate(_full_index(index, x.ndim)):
-        if isinstance(item, slice):
-            if item == slice(None):
-                continue
-            step = 1 if item.step is None else item.step
-            start = item.start if item.start is not None else (0 if step > 0 else -1)
-            stop = item.stop if item.stop is not None else (far if step > 0 else -far)
-        else:
-            start, step = int(item), 1
-            stop = far if start == -1 else start + 1
-            dropped.append(axis)
-        starts.append(start)
-        ends.append(stop)
-        axes.append(axis)
-        steps.append(step)
-    arrays = [np.array(v, np.int64) for v in (starts, ends, axes, steps)]
-    sliced = graph.add("Slice", inputs + [graph.constant(a) for a in arrays]) if axes \
-        else graph.add("Identity", inputs)
-    if dropped:
-        return graph.add("Squeeze", [sliced, graph.constant(np.array(dropped, np.int64))])
-    return sliced
-
-
-def _local_response_norm(graph: _Graph, node: Context, inputs: list[str]) -> str:
-    p = node.params
-    size = p["size"]
-    if size % 2 and node.inputs[0].ndim == 4:   # ONNX's LRN is 4-D only
-        return graph.add("LRN", inputs, size=size, alpha=p["alpha"], beta=p["beta"],
-                         bias=p["k"])
-    # an even window is placed differently in ONNX's LRN: sum the squares with a Conv
-    x = node.inputs[0]
-    channels, rest = x.shape[1], list(x.shape[2:])
-    squares = graph.add("Mul", [inputs[0], inputs[0]])
-    stacked = graph.add("Reshape", [squares, graph.constant(np.array([0, 1, channels, -1],
-                                                                     np.int64))])
-    ones = graph.constant(np.ones((1, 1, size, 1), x.dtype))
-    window = graph.add("Conv", [stacked, ones], kernel_shape=[size, 1],
-                       pads=[size // 2, 0, (size - 1) // 2, 0])
-    window = graph.add("Reshape", [window, graph.constant(np.array([0, channels] + rest,
-                                                                   np.int64))])
-    scaled = graph.add("Mul", [window, graph.constant(np.array(p["alpha"] / size, x.dtype))])
-    shifted = graph.add("Add", [scaled, graph.constant(np.array(p["k"], x.dtype))])
-    power = graph.add("Pow", [shifted, graph.constant(np.array(p["beta"], x.dtype))])
-    return graph.add("Div", [inputs[0], power])
-
-
-def _batch_norm(graph: _Graph, node: Context, inputs: list[str]) -> str:
-    if node.params["training"]:
-        raise ExportError(f"batch_norm ({node.where}) in training mode: export the model in "
-                          "evaluation mode (train=False)")
-    return graph.add("BatchNormalization", inputs, epsilon=node.params["eps"])
-
-
-def _other(graph: _Graph, node: Context, inputs: list[str], dynamic: bool) -> str:
-    name, p = node.name, node.params
-    if name in ELEMENTWISE:
-        return graph.add(ELEMENTWISE[name], inputs)
-    if name == "matmul":
-        return graph.add("MatMul", inputs)
-    if name == "transpose":
-        return graph.add("Transpose", inputs, perm=list(p["axes"]))
-    if name == "concatenate":
-        return graph.add("Concat", inputs, axis=p["axis"])
-    if name == "log_softmax":
-        return graph.add("LogSoftmax", inputs, axis=p["axis"])
-    if name == "clip":
-        bounds = [graph.constant(np.array(b, node.output.dtype)) if b is not None else ""
-                  for b in (p["low"], p["high"])]
-        return graph.add("Clip", inputs + bounds)
-    if name == "where":
-        return graph.add("Where", [graph.constant(p["condition"])] + inputs)
-    if name == "cast":
-        from onnx import helper
-        return graph.add("Cast", inputs, to=helper.np_dtype_to_tensor_dtype(p["dtype"]))
-    if name == "pad":
-        begins, ends = zip(*p["pad_width"])
-        return graph.add("Pad", inputs + [graph.constant(np.array(begins + ends, np.int64)),
-                                          graph.constant(np.array(p["value"],
-                                                                  node.output.dtype))])
-    if name == "broadcast_to":
-        before, after = node.inputs[0].shape, p["shape"]
-        padded = (1,) * (len(after) - len(before)) + tuple(before)
-        shape = [1 if b == a else a for b, a in zip(padded, after)]
-        return graph.add("Expand", inputs + [graph.constant(np.array(shape, np.int64))])
-    raise KeyError(name)
-
-
-MAPPINGS: dict[str, Callable] = {
-    "conv2d": _conv, "conv2d_input_grad": _conv_transpose, "max_pool2d": _max_pool,
-    "avg_pool2d": _avg_pool, "getitem": _getitem, "local_response_norm": _local_response_norm,
-    "batch_norm": _batch_norm}
-SUPPORTED_OPS = sorted(set(MAPPINGS) | set(ELEMENTWISE) | {
-    "sum", "max", "min", "reshape", "matmul", "transpose", "concatenate", "log_softmax",
-    "clip", "where", "cast", "pad", "broadcast_to"})
-
-
-def _map_node(graph: _Graph, node: Context, dynamic: bool) -> None:
-    inputs = [_value(graph, t, node) for t in node.inputs]
-    if node.name not in SUPPORTED_OPS:
+def _lowering(node: Context) -> Callable:
+    spec = spec_of(node)
+    if spec is None:
+        raise ExportError(f"{node.name} ({node.where or 'unknown line'}) is not a registered op "
+                          f"and has no ONNX lowering; the ops that export are: "
+                          f"{', '.join(supported_ops())}")
+    if not spec.exports:
         raise ExportError(f"{node.name} ({node.where or 'unknown line'}) has no ONNX mapping; "
-                          f"the ops that export are: {', '.join(SUPPORTED_OPS)}")
+                          f"the ops that export are: {', '.join(supported_ops())} "
+                          f"({node.name}: {spec.onnx})")
+    return spec.onnx
+
+
+def _map_node(graph: _Graph, node: Context) -> None:
+    inputs = [_value(graph, t, node) for t in node.inputs]
+    lower = _lowering(node)
     for key, value in node.params.items():
         if isinstance(value, np.ndarray) and trace.is_derived(value, graph.derived):
             raise ExportError(f"{node.name} ({node.where}): its {key} was computed from the "
                               "model's input outside the recorded graph (a comparison, a "
                               "cast to bool or int, detach() or an op under no_grad); ONNX "
                               "would freeze it at the example's value")
-    if node.name == "reshape":
-        name = _reshape(graph, node, inputs, dynamic)
-    elif node.name in ("sum", "max", "min"):
-        name = _reduce(graph, node, inputs, dynamic)
-    elif node.name in MAPPINGS:
-        name = MAPPINGS[node.name](graph, node, inputs)
-    else:
-        name = _other(graph, node, inputs, dynamic)
-    graph.names[id(node.output)] = name
+    graph.names[id(node.output)] = lower(graph, node, inputs)
     batched = [(t, graph.batch_axis[id(t)]) for t in node.inputs if id(t) in graph.batch_axis]
-    if batched:
-        graph.batch_axis[id(node.output)] = _batch_axis_after(node, batched)
+    if batched and id(node.output) not in graph.batch_axis:   # the lowering may have set it
+        graph.batch_axis[id(node.output)] = _broadcast_batch_axis(node, batched)
 
 
-def _batch_axis_after(node: Context, batched: list[tuple[Tensor, int | None]]) -> int | None:
-    """Where the batch axis of the node's output is, from where it is in its inputs."""
-    out_ndim = node.output.ndim
+def _broadcast_batch_axis(node: Context, batched: list[tuple[Tensor, int | None]]
+                          ) -> int | None:
+    """Where the batch axis of an output computed value by value (numpy broadcasting) is."""
     if any(axis is None for _, axis in batched):
         return None
     if all(axis == NO_BATCH for _, axis in batched):
         return NO_BATCH
-    x, axis = batched[0]
-    p = node.params
-    if node.name == "transpose":
-        return list(p["axes"]).index(axis)
-    if node.name == "reshape":
-        return 0 if axis == 0 and out_ndim and node.output.shape[0] == x.shape[0] else None
-    if node.name in ("sum", "max", "min"):
-        reduced = range(x.ndim) if p["axis"] is None else p["axis"]
-        return axis if p["keepdims"] else axis - sum(a < axis for a in reduced)
-    if node.name == "getitem":
-        index = _full_index(p["index"], x.ndim)
-        if not isinstance(index[axis], slice):
-            return NO_BATCH
-        return axis - sum(not isinstance(i, slice) for i in index[:axis])
-    if node.name == "matmul":
-        contracted = [t.ndim - 1 if t is node.inputs[0] else t.ndim - 2 for t, _ in batched]
-        if any(t.ndim < 2 or a == c for (t, a), c in zip(batched, contracted)):
-            return None
+    out_ndim = node.output.ndim
     moved = {a + out_ndim - t.ndim for t, a in batched if a != NO_BATCH}
     return moved.pop() if len(moved) == 1 else None
 
@@ -489,9 +261,9 @@ def _build_model(out: Tensor, x: Tensor, params_arrays: list, names: dict, deriv
     graph = _Graph(names)
     graph.taken.add(output_name)
     graph.batch_axis[id(x)] = 0
-    graph.derived, graph.dtype = derived, dtype
+    graph.derived, graph.dtype, graph.dynamic = derived, dtype, dynamic
     for node in reversed(topological_nodes([out])):
-        _map_node(graph, node, dynamic)
+        _map_node(graph, node)
     result = graph.names.get(id(out)) or graph.constant(out.data)
     graph.add("Identity", [result], output_name)
     used = {name for n in graph.nodes for name in n.input}

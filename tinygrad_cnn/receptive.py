@@ -29,16 +29,12 @@ from typing import Any
 import numpy as np
 
 from .autograd import Context, enable_grad, grad_of, topological_nodes
+from .kernels.windows import Window
+from .ops import is_convolution, spec_of
 from .tensor import Tensor
 
 __all__ = ["Field", "receptive_field", "theoretical_fields", "WHOLE"]
 
-WINDOW_OPS = {"conv2d", "max_pool2d", "avg_pool2d", "unfold", "local_conv2d"}
-KEEPS_FIELD = {"add", "sub", "mul", "div", "neg", "pow", "exp", "log", "sqrt", "tanh",
-               "sigmoid", "softplus", "relu", "abs", "maximum", "clip", "cast", "identity",
-               "where", "batch_norm", "local_response_norm", "channel_window_sum",
-               "concatenate", "broadcast_to", "max_pool2d_scatter", "avg_pool2d_spread",
-               "reshape"}
 WHOLE = "whole input"
 
 Span = tuple[int, int, int]   # (size r, jump j, first): position i sees [first + i*j, +r)
@@ -80,12 +76,13 @@ class Field:
             return None
         return lows[0], lows[1], highs[0], highs[1]
 
-    def through_window(self, kernel: tuple[int, int], stride: tuple[int, int],
-                       dilation: tuple[int, int], lead: tuple[int, int]) -> Field:
+    def through_window(self, window: Window) -> Field:
+        """Every span seen through the window: r + (k-1)*d*j, j*s, first - p*j."""
+        lead = (window.padding[0], window.padding[2])
         return Field(tuple(frozenset((r + (k - 1) * d * j, j * s, f - p * j)
                                      for r, j, f in axis)
-                           for axis, k, s, d, p in zip(self.spans, kernel, stride, dilation,
-                                                       lead)))
+                           for axis, k, s, d, p in zip(self.spans, window.kernel,
+                                                       window.stride, window.dilation, lead)))
 
     def broadcast(self, axes: tuple[bool, bool]) -> Field:
         """Along each axis marked True the input had size 1: every output sees position 0."""
@@ -105,30 +102,6 @@ class Field:
         return " | ".join(parts)
 
 
-def _window(node: Context) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int],
-                                    tuple[int, int]]:
-    """(kernel, stride, dilation, leading padding) of a window op."""
-    params = node.params
-    kernel = tuple(node.inputs[1].shape[2:]) if node.name == "conv2d" else params["kernel"]
-    padding = params.get("padding", (0, 0, 0, 0))
-    return kernel, params["stride"], params.get("dilation", (1, 1)), (padding[0], padding[2])
-
-
-def _mixes_positions(node: Context) -> bool:
-    """Ops of KEEPS_FIELD that mix positions with these parameters or shapes."""
-    out = node.output
-    if out.ndim < 2:
-        return True
-    if node.name == "batch_norm":
-        return bool(node.params.get("training"))
-    if node.name == "concatenate":
-        return node.params["axis"] % out.ndim >= out.ndim - 2
-    if node.name == "reshape":
-        x = node.inputs[0]
-        return x.ndim < 2 or x.shape[-2:] != out.shape[-2:]
-    return False
-
-
 def _aligned(field: Field, tensor: Tensor, out: Tensor) -> Field:
     """An input's field as seen from the output, through numpy broadcasting."""
     if tensor.ndim < 2:
@@ -141,13 +114,13 @@ def _through(node: Context, fields: list[Any]) -> Any:
     spatial = [(t, f) for t, f in zip(node.inputs, fields) if f is not None]
     if not spatial:
         return None
-    if any(f == WHOLE for _, f in spatial) or node.name not in WINDOW_OPS | KEEPS_FIELD:
+    spec = spec_of(node)
+    rule = spec.field(node) if spec is not None else "whole"
+    if any(f == WHOLE for _, f in spatial) or rule == "whole" or node.output.ndim < 2:
         return WHOLE
-    if node.name in WINDOW_OPS:
+    if rule == "window":
         field = fields[0]
-        return None if field is None else field.through_window(*_window(node))
-    if _mixes_positions(node):
-        return WHOLE
+        return None if field is None else field.through_window(spec.window(node))
     joined = None
     for tensor, field in spatial:
         field = _aligned(field, tensor, node.output)
@@ -220,7 +193,7 @@ def conv_stage_fields(model: Callable, params: Any, images: np.ndarray
     with enable_grad():
         out = model(params, inputs)
     fields = theoretical_fields(out, inputs)
-    convs = [n for n in reversed(topological_nodes([out])) if n.name == "conv2d"]
+    convs = [n for n in reversed(topological_nodes([out])) if is_convolution(n)]
     stages = []
     for number, node in enumerate(convs, 1):
         stage = node.output
@@ -233,29 +206,3 @@ def conv_stage_fields(model: Callable, params: Any, images: np.ndarray
         label = f"conv {number} {tuple(stage.shape[1:])}, centre {centre}: {field}"
         stages.append((label, effective, field, field.box(centre, images.shape[2:])))
     return stages
-
-
-def plot_conv_stage_fields(columns: list[tuple[str, list]], path: str) -> None:
-    """A grid of effective fields (one row per conv stage, one column per model state)
-    with the theoretical box drawn over each."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import Rectangle
-    rows = len(columns[0][1])
-    figure, axes = plt.subplots(rows, len(columns), figsize=(3.6 * len(columns), 3.2 * rows),
-                                squeeze=False)
-    for column, (title, stages) in enumerate(columns):
-        for row, (label, effective, _, (top, left, bottom, right)) in enumerate(stages):
-            ax = axes[row][column]
-            ax.imshow(effective, cmap="magma")
-            ax.add_patch(Rectangle((left - 0.5, top - 0.5), right - left + 1, bottom - top + 1,
-                                   fill=False, edgecolor="cyan", linewidth=1.5))
-            ax.set_title(f"{title}\n{label}", fontsize=8)
-            ax.set_xticks([])
-            ax.set_yticks([])
-    figure.suptitle("effective receptive field (|gradient|, 16 random inputs) and the "
-                    "theoretical box", fontsize=9)
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)

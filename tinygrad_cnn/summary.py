@@ -4,29 +4,25 @@ receptive field of their output. Prints in a terminal; shows as HTML in Jupyter.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from .autograd import Context, enable_grad
+from .folding import moves_only, op_label
+from .graph import forward_order, leaf_kind
+from .ops import spec_of
+from .receptive import Field, theoretical_fields
 from .tensor import Tensor
-from .viz import SHAPE_OPS, forward_order, leaf_kind, op_label
 
 __all__ = ["summary", "saved_arrays", "SummaryTable"]
 
 
 def _multiply_accumulates(node: Context) -> int:
-    out = node.output
-    if node.name == "conv2d":
-        weight = node.inputs[1]
-        return int(out.size * np.prod(weight.shape[1:]))
-    if node.name == "matmul":
-        return int(out.size * node.inputs[0].shape[-1])
-    if node.name == "local_conv2d":
-        return int(out.size * np.prod(node.inputs[1].shape[3:]))
-    return 0
+    """The op's MACs as its spec counts them (0 for a user's own Function)."""
+    spec = spec_of(node)
+    return int(spec.macs(node)) if spec is not None else 0
 
 
 def saved_arrays(node: Context) -> list[np.ndarray]:
@@ -49,12 +45,13 @@ def summary(f: Callable, *args: Any, file: Any = None) -> list[dict]:
     (tensors that require grad, counted at the op that first uses them, through shape
     ops), multiply-accumulates of conv and matmul, the bytes each op keeps for backward
     (`saved_arrays`) and the theoretical receptive field of its output (size (h, w) and
-    jump, see `receptive.py`). Prints the table; returns the rows (dicts) with a final
-    "total" row, whose saved bytes count each array once.
+    jump, see `receptive.py`). Returns the rows (dicts) with a final "total" row, whose
+    saved bytes count each array once: a `SummaryTable`, whose str() is the text table
+    (shown by the REPL; `print` it in a script, or pass `file=`) and which Jupyter shows
+    as HTML.
 
     Floating numpy arrays among `args` are the model's inputs: they are traced (so ops
     applied to them before any parameter have rows too) and are not counted as params."""
-    from .receptive import Field, theoretical_fields
     args = tuple(Tensor(a, requires_grad=True, name="input")
                  if isinstance(a, np.ndarray) and a.dtype.kind == "f" else a for a in args)
     inputs = [a for a in args if isinstance(a, Tensor) and a.name == "input"]
@@ -73,7 +70,7 @@ def summary(f: Callable, *args: Any, file: Any = None) -> list[dict]:
                 counted.add(id(t))
                 params += t.size
             params += carried.pop(id(t), 0)
-        if node.name in SHAPE_OPS and all(t.grad_fn is None and not any(t is i for i in inputs)
+        if moves_only(node) and all(t.grad_fn is None and not any(t is i for i in inputs)
                                           for t in node.inputs):
             carried[id(node.output)] = params  # a reshaped parameter: count it at its user
             continue
@@ -89,13 +86,19 @@ def summary(f: Callable, *args: Any, file: Any = None) -> list[dict]:
                  "saved_bytes": sum(a.nbytes for a in kept.values()),
                  "receptive_field": None, "jump": None, "field": None})
     table = SummaryTable(rows)
-    if file is not None or not _in_notebook():
-        _print_summary(rows, file)
+    if file is not None:
+        file.write(str(table) + "\n")
     return table
 
 
 class SummaryTable(list):
-    """The rows of `summary` (dicts); Jupyter shows them as an HTML table."""
+    """The rows of `summary` (dicts); str() and the REPL give the text table, Jupyter an
+    HTML table."""
+
+    def __str__(self) -> str:
+        return _text_table(self)
+
+    __repr__ = __str__
 
     COLUMNS = (("op", "op"), ("output_shape", "output shape"), ("params", "params"),
                ("macs", "MACs"), ("saved_bytes", "saved"), ("field", "receptive field"))
@@ -119,25 +122,19 @@ def _cell(row: dict, key: str) -> str:
     return str(value)
 
 
-def _in_notebook() -> bool:
-    """Inside a Jupyter kernel, where the returned table shows itself as HTML."""
-    ipython = sys.modules.get("IPython")
-    shell = ipython.get_ipython() if ipython is not None else None
-    return type(shell).__name__ == "ZMQInteractiveShell"
-
-
-def _print_summary(rows: list[dict], file: Any) -> None:
+def _text_table(rows: list[dict]) -> str:
     width = max(len(r["op"]) for r in rows)
-    print(f"{'op':<{width}}  {'output shape':<18} {'params':>10} {'MACs':>14} "
-          f"{'saved':>10}  {'receptive field':<15}", file=file)
-    print("-" * (width + 74), file=file)
+    rule = "-" * (width + 74)
+    lines = [f"{'op':<{width}}  {'output shape':<18} {'params':>10} {'MACs':>14} "
+             f"{'saved':>10}  {'receptive field':<15}", rule]
     for row in rows:
         if row["op"] == "total":
-            print("-" * (width + 74), file=file)
+            lines.append(rule)
         field = _cell(row, "field")
-        print(f"{row['op']:<{width}}  {str(row['output_shape']):<18} {row['params']:>10,} "
-              f"{row['macs']:>14,} {_bytes(row['saved_bytes']):>10}  {field:<15}".rstrip(),
-              file=file)
+        lines.append(f"{row['op']:<{width}}  {str(row['output_shape']):<18} "
+                     f"{row['params']:>10,} {row['macs']:>14,} "
+                     f"{_bytes(row['saved_bytes']):>10}  {field:<15}".rstrip())
+    return "\n".join(lines)
 
 
 def _bytes(count: int) -> str:

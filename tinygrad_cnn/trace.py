@@ -26,8 +26,8 @@ PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 # the files that implement ops and the engine: a node's `where` is the first frame outside
 # them (so the zoo's models.py and the demo count as user code)
 ENGINE_FILES = tuple(os.path.join(PACKAGE_DIR, name) for name in (
-    "tensor.py", "autograd.py", "functional.py", "trace.py", "locate.py", "gradcheck.py",
-    "viz.py", "ops" + os.sep))
+    "tensor.py", "autograd.py", "transforms.py", "tree.py", "trace.py", "locate.py",
+    "gradcheck.py", "viz", "functional" + os.sep, "ops" + os.sep))
 
 
 class _DebugState(threading.local):
@@ -100,7 +100,7 @@ class AnomalyError(FloatingPointError):
                          f"its {phase}{detail}, shape {shape}, {source}")
 
 
-FUNCTIONAL_FILE = os.path.join(PACKAGE_DIR, "functional.py")
+FUNCTIONAL_DIR = os.path.join(PACKAGE_DIR, "functional" + os.sep)
 
 
 def user_site() -> str:
@@ -114,7 +114,7 @@ def call_site() -> tuple[str, str | None]:
     frame = sys._getframe(1)
     called = None
     while frame is not None and frame.f_code.co_filename.startswith(ENGINE_FILES):
-        if frame.f_code.co_filename == FUNCTIONAL_FILE and \
+        if frame.f_code.co_filename.startswith(FUNCTIONAL_DIR) and \
                 not frame.f_code.co_name.startswith("_"):
             called = frame.f_code.co_name
         frame = frame.f_back

@@ -21,12 +21,14 @@ from typing import Any
 
 import numpy as np
 
+from . import checkpoint, optim
 from . import data as datasets
 from . import functional as F
-from . import optim
-from .autograd import no_grad, topological_nodes, value_and_grad
+from .autograd import no_grad
 from .models import get_model, model_name
+from .plots import conv_outputs, write_pictures  # noqa: F401  (conv_outputs: public)
 from .tensor import Buffer, Tensor
+from .transforms import value_and_grad
 
 __all__ = ["Dataset", "load_dataset", "fit", "evaluate", "run", "OPTIMIZERS"]
 
@@ -191,79 +193,13 @@ def json_text(value: Any, indent: int | None = None) -> str:
 def write_metrics(history: list[dict], out: Path, settings: dict) -> None:
     """metrics.json (strict JSON: a NaN loss is null) and metrics.csv, written atomically."""
     text = json_text({"settings": settings, "epochs": history}, indent=2).encode()
-    datasets.write_atomically(out / "metrics.json", lambda file: file.write(text))
+    checkpoint.write_atomically(out / "metrics.json", lambda file: file.write(text))
     table = io.StringIO(newline="")
     writer = csv.DictWriter(table, fieldnames=list(history[0]))
     writer.writeheader()
     writer.writerows(history)
     rows = table.getvalue().encode()
-    datasets.write_atomically(out / "metrics.csv", lambda file: file.write(rows))
-
-
-def conv_outputs(model: Callable, params: Any, image: np.ndarray) -> list[np.ndarray]:
-    """The output of every conv2d of `model` for one image (1, C, H, W), in order."""
-    params_tensors = {k: Tensor(v.data, requires_grad=True) for k, v in params.items()}
-    out = model(params_tensors, image)
-    nodes = reversed(topological_nodes([out]))
-    return [node.output.data[0] for node in nodes if node.name == "conv2d"]
-
-
-def write_pictures(model: Callable, params: Any, history: list[dict], dataset: Dataset,
-                   out: Path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    _plot_curves(plt, history, out / "curves.png")
-    first = next(v for k, v in params.items() if v.ndim == 4).data
-    _plot_grid(plt, first[:, 0], f"first-layer filters {first.shape}", out / "filters.png")
-    maps = conv_outputs(model, params, dataset.x_test[:1])
-    figure, axes = plt.subplots(len(maps) + 1, 1, figsize=(10, 2.2 * (len(maps) + 1)))
-    axes[0].imshow(dataset.x_test[0, 0], cmap="gray")
-    axes[0].set_title(f"test image (label {dataset.y_test[0]})")
-    for row, fmap in enumerate(maps, start=1):
-        axes[row].imshow(_tile(fmap), cmap="viridis")
-        axes[row].set_title(f"conv layer {row}: {fmap.shape[0]} maps of {fmap.shape[1:]}")
-    for axis in axes:
-        axis.axis("off")
-    figure.tight_layout()
-    figure.savefig(out / "feature_maps.png", dpi=100)
-    plt.close(figure)
-
-
-def _tile(maps: np.ndarray) -> np.ndarray:
-    """(K, H, W) maps side by side with a 1-pixel gap, each scaled to [0, 1]."""
-    low = maps.min(axis=(1, 2), keepdims=True)
-    span = np.maximum(maps.max(axis=(1, 2), keepdims=True) - low, 1e-12)
-    scaled = np.pad((maps - low) / span, ((0, 0), (0, 0), (0, 1)), constant_values=np.nan)
-    return np.concatenate(list(scaled), axis=1)
-
-
-def _plot_curves(plt: Any, history: list[dict], path: Path) -> None:
-    epochs = [row["epoch"] for row in history]
-    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
-    for key, axis in (("loss", left), ("accuracy", right)):
-        axis.plot(epochs, [r[f"train_{key}"] for r in history], "o-", label="train")
-        axis.plot(epochs, [r[f"test_{key}"] for r in history], "s-", label="test")
-        axis.set_xlabel("epoch")
-        axis.set_title(key)
-        axis.legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-
-
-def _plot_grid(plt: Any, filters: np.ndarray, title: str, path: Path) -> None:
-    columns = min(8, len(filters))
-    rows = -(-len(filters) // columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(1.5 * columns, 1.5 * rows + 0.5),
-                                squeeze=False)
-    for index, axis in enumerate(axes.flat):
-        axis.axis("off")
-        if index < len(filters):
-            axis.imshow(filters[index], cmap="gray")
-    figure.suptitle(title)
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    checkpoint.write_atomically(out / "metrics.csv", lambda file: file.write(rows))
 
 
 def write_graph(model: Callable, params: Any, dataset: Dataset, out: Path) -> str:
@@ -308,6 +244,7 @@ class Run:
 
     settings: dict
     init_options: dict
+    model: Callable          # the zoo's model function, looked up once per run
     params: dict
     optimizer: optim.Optimizer
     rng: np.random.Generator
@@ -315,7 +252,7 @@ class Run:
 
 
 def _fresh_run(dataset: Dataset, model: str, settings: dict, batch_norm: bool) -> Run:
-    _, init_model = get_model(model)
+    model_fn, init_model = get_model(model)
     init_options = {"in_channels": 1, "num_classes": dataset.classes,
                     "image_size": dataset.image_size}
     if batch_norm:
@@ -325,7 +262,8 @@ def _fresh_run(dataset: Dataset, model: str, settings: dict, batch_norm: bool) -
         init_options["batch_norm"] = True
     params = init_model(np.random.default_rng(settings["seed"]), **init_options)
     opt = OPTIMIZERS[settings["optimizer"]](params, settings["lr"])
-    return Run(settings, init_options, params, opt, np.random.default_rng(settings["seed"]), [])
+    return Run(settings, init_options, model_fn, params, opt,
+               np.random.default_rng(settings["seed"]), [])
 
 
 CHECKPOINT = "checkpoint.npz"   # one archive per finished epoch: what --resume reads
@@ -345,14 +283,14 @@ def save_state(state: Run, history: list[dict], out_dir: Path) -> None:
     all --resume reads; then params.npz, optimizer.npz and the metrics for the user."""
     rng_state = state.rng.bit_generator.state
     out_dir.mkdir(parents=True, exist_ok=True)   # made when there is something to write
-    datasets.save({"params": state.params, "optimizer": state.optimizer.state_dict()},
+    checkpoint.save({"params": state.params, "optimizer": state.optimizer.state_dict()},
                   out_dir / CHECKPOINT,
                   meta={"epoch": len(history), "rng": rng_state, "settings": state.settings,
                         "init": state.init_options, "history": history})
-    datasets.save(state.params, out_dir / "params.npz",
+    checkpoint.save(state.params, out_dir / "params.npz",
                   meta={"model": state.settings["model"], "init": state.init_options,
                         "epoch": len(history)})
-    datasets.save(state.optimizer.state_dict(), out_dir / "optimizer.npz",
+    checkpoint.save(state.optimizer.state_dict(), out_dir / "optimizer.npz",
                   meta={"epoch": len(history), "rng": rng_state})
     write_metrics(history, out_dir, state.settings)
 
@@ -365,7 +303,8 @@ def _as_run(settings: dict, init_options: dict, params: dict, saved: Any, rng_st
     opt.load_state_dict(saved)
     rng = np.random.default_rng()
     rng.bit_generator.state = rng_state
-    return Run(settings, init_options, params, opt, rng, history)
+    return Run(settings, init_options, get_model(settings["model"])[0], params, opt, rng,
+               history)
 
 
 SETTINGS = ("dataset", "model", "epochs", "batch_size", "seed", "optimizer", "lr")
@@ -380,13 +319,13 @@ def _saved_settings(settings: Any, source: Path) -> dict:
 
 
 def _from_checkpoint(path: Path) -> Run:
-    tree, meta = datasets.load(path), datasets.read_meta(path)
+    tree, meta = checkpoint.load(path), checkpoint.read_meta(path)
     missing = [key for key in ("settings", "init", "rng", "history") if key not in meta]
     if missing or not isinstance(tree, dict) or not {"params", "optimizer"} <= tree.keys():
         raise ValueError(f"--resume: {path} is not a training checkpoint (it lacks "
                          f"{', '.join(missing) or 'params and optimizer state'})")
     settings = _saved_settings(meta["settings"], path)
-    datasets.check_model_params(tree["params"], settings["model"], meta["init"], str(path))
+    checkpoint.check_model_params(tree["params"], settings["model"], meta["init"], str(path))
     return _as_run(settings, meta["init"], tree["params"], tree["optimizer"], meta["rng"],
                    meta["history"])
 
@@ -405,9 +344,9 @@ def _from_legacy_files(folder: Path) -> Run:
     if not isinstance(record, dict) or not isinstance(record.get("epochs"), list):
         raise ValueError(f"--resume: {folder / 'metrics.json'} holds no list of epochs")
     settings = _saved_settings(record.get("settings"), folder / "metrics.json")
-    params = datasets.load(folder / "params.npz", model=settings["model"])
-    params_meta = datasets.read_meta(folder / "params.npz")
-    saved, meta = datasets.load(folder / "optimizer.npz"), datasets.read_meta(
+    params = checkpoint.load(folder / "params.npz", model=settings["model"])
+    params_meta = checkpoint.read_meta(folder / "params.npz")
+    saved, meta = checkpoint.load(folder / "optimizer.npz"), checkpoint.read_meta(
         folder / "optimizer.npz")
     epochs_of = {"metrics.json": len(record["epochs"]), "optimizer.npz": meta.get("epoch"),
                  "params.npz": params_meta.get("epoch", meta.get("epoch"))}
@@ -505,8 +444,7 @@ def _train_in(state: Run | None, settings: dict | None, out_dir: Path, progress:
 
 def _train(state: Run, data: Dataset, out_dir: Path, progress: bool, max_steps: int | None,
            output: str) -> list[dict]:
-    settings = state.settings
-    model_fn, _ = get_model(settings["model"])
+    settings, model_fn = state.settings, state.model
     if output == "table":
         print(f"{settings['model']} on {settings['dataset']}: {len(data.x_train)} training "
               f"and {len(data.x_test)} test images of {data.image_size}x{data.image_size}, "
@@ -538,7 +476,7 @@ def _train(state: Run, data: Dataset, out_dir: Path, progress: bool, max_steps: 
 
 def _write_run(state: Run, history: list[dict], data: Dataset, out_dir: Path,
                output: str) -> None:
-    model_fn, _ = get_model(state.settings["model"])
+    model_fn = state.model
     write_pictures(model_fn, state.params, history, data, out_dir)
     graph = write_graph(model_fn, state.params, data, out_dir)
     final = history[-1] if history else {"test_accuracy": float("nan"), "seconds": 0.0}

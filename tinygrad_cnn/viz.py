@@ -10,18 +10,17 @@ deterministic walk, so the same graph always gives the same bytes.
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
-import sys
 import warnings
 from collections.abc import Sequence
-from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .autograd import Context, topological_nodes
+from .autograd import Context
+from .folding import block_label, folded_chains, op_label, repeats
+from .graph import forward_order, leaf_kind, walk
+from .render import RendererNotFound, find_renderer, graph_class, graph_format, render
 from .tensor import Tensor
 from .tree import tree_flatten, tree_keys
 
@@ -29,7 +28,7 @@ if TYPE_CHECKING:
     import graphviz
 
 __all__ = ["to_dot", "draw_graph", "retain_grads", "RendererNotFound", "find_renderer",
-           "render", "graph_class", "op_label", "leaf_kind", "forward_order", "SHAPE_OPS"]
+           "render", "graph_class", "op_label", "graph_format"]
 
 STYLE = {
     "op": {"shape": "box", "style": "rounded,filled", "fillcolor": "#fff3cd"},
@@ -40,30 +39,11 @@ STYLE = {
     "tensor": {"shape": "ellipse"},
     "bad": {"color": "red", "fontcolor": "red", "penwidth": "2.5"},
 }
-SHAPE_OPS = {"reshape", "transpose", "broadcast_to", "cast", "identity"}
 # a gradient-check status -> (fill colour, DOT class copied into the SVG)
 CHECK_STYLE = {"passed": ("#c3e6cb", "check-passed"), "failed": ("#f5c6cb", "check-failed"),
                "not differentiable here": ("#ffe08a", "check-nondiff"),
                "not checked": ("#e2e3e5", "check-unchecked")}
 CHECK_SEVERITY = ("failed", "not differentiable here", "passed", "not checked")
-
-
-# ----------------------------------------------------------------------------- the walk
-def _walk(outputs: Sequence[Tensor]) -> tuple[list[Tensor], list[Context]]:
-    """Tensors and nodes reachable from `outputs`, in a deterministic depth-first order."""
-    tensors: dict[int, Tensor] = {}
-    nodes: dict[int, Context] = {}
-    stack = list(reversed(outputs))
-    while stack:
-        tensor = stack.pop()
-        if id(tensor) in tensors:
-            continue
-        tensors[id(tensor)] = tensor
-        node = tensor.grad_fn
-        if node is not None and id(node) not in nodes:
-            nodes[id(node)] = node
-            stack.extend(reversed(node.inputs))
-    return list(tensors.values()), list(nodes.values())
 
 
 def _param_names(params: Any) -> dict[int, str]:
@@ -75,61 +55,7 @@ def _param_names(params: Any) -> dict[int, str]:
             if isinstance(leaf, Tensor)}
 
 
-def leaf_kind(tensor: Tensor) -> str:
-    """How a tensor is drawn and counted: "tensor" (made by an op), "parameter" (a leaf
-    that requires grad), "constant" (bool, or an unnamed scalar) or "input"."""
-    if tensor.grad_fn is not None:
-        return "tensor"
-    if tensor.requires_grad:
-        return "parameter"
-    if tensor.dtype == bool or tensor.size == 1 and tensor.name is None:
-        return "constant"
-    return "input"
-
-
 # ----------------------------------------------------------------------------- labels
-def _format_value(value: Any) -> str:
-    """Op parameters, short: (1, 1) -> 1, (2, 2, 2, 2) -> 2, index tuples as [0:2, array(3,)]."""
-    if isinstance(value, np.ndarray):
-        return f"array{value.shape}"
-    if isinstance(value, tuple) and value:
-        if len(value) in (2, 4) and all(isinstance(v, (int, np.integer)) for v in value) \
-                and len(set(value)) == 1:
-            return str(value[0])
-        if any(isinstance(v, (slice, np.ndarray)) or v is None or v is Ellipsis
-               for v in value):
-            return "[" + ", ".join(_format_index(v) for v in value) + "]"
-    return str(value)
-
-
-def _format_index(value: Any) -> str:
-    if isinstance(value, slice):
-        parts = ["" if v is None else str(v) for v in (value.start, value.stop, value.step)]
-        return ":".join(parts[:2] if value.step is None else parts)
-    if value is Ellipsis:
-        return "..."
-    if value is None:
-        return "None"
-    return _format_value(value)
-
-
-def op_label(node: Context) -> str:
-    """`conv2d  stride=1 padding=2`, `max_pool2d 2x2/2`, `sum axis=(1,)`."""
-    params = node.params
-    if node.name in ("max_pool2d", "avg_pool2d") and "kernel" in params:
-        (kh, kw), (sh, sw) = params["kernel"], params["stride"]
-        text = f"{node.name} {kh}x{kw}/{sh if sh == sw else f'{sh}x{sw}'}"
-        pad = params["padding"]
-        return text + (f" pad={_format_value(pad)}" if any(pad) else "")
-    shown = {k: v for k, v in params.items()
-             if k not in ("winner", "divisor", "input_hw", "kernel", "output_hw", "columns")}
-    if node.name.startswith("conv2d") or node.name == "local_conv2d":
-        shown = {k: v for k, v in shown.items()
-                 if not (k == "groups" and v == 1) and not (k == "dilation" and v == (1, 1))}
-    text = "  ".join(f"{k}={_format_value(v)}" for k, v in shown.items())
-    return f"{node.name}  {text}" if text else node.name
-
-
 def _tensor_label(tensor: Tensor, name: str | None, options: dict) -> str:
     lines = [name] if name else []
     if options["show_shapes"]:
@@ -154,31 +80,12 @@ def _is_bad(tensor: Tensor) -> bool:
 
 # ----------------------------------------------------------------------------- to_dot
 def _backward_outputs(outputs: Sequence[Tensor]) -> list[Tensor]:
-    tensors, _ = _walk(outputs)
+    tensors, _ = walk(outputs)
     grads = [t.grad for t in tensors if t.grad is not None and t.grad.grad_fn is not None]
     if not grads:
         raise ValueError("to_dot(backward=True): no recorded backward graph; call "
                          "backward(create_graph=True) on the output first")
     return grads
-
-
-@cache
-def graph_class() -> type:
-    """`Graph`: a graphviz Digraph that Jupyter shows inline with whichever renderer there
-    is, the system `dot`, else `graphviz-pure` (`find_renderer`); `RendererNotFound` says
-    what to install when there is neither. graphviz is imported here, on first use, so
-    that the engine imports without it."""
-    import graphviz
-
-    class Graph(graphviz.Digraph):
-        def _repr_svg_(self) -> str:
-            return render(self.source, "svg").decode("utf-8")
-
-        def _repr_mimebundle_(self, include: Any = None, exclude: Any = None,
-                              **kwargs: Any) -> dict:
-            return {"image/svg+xml": self._repr_svg_()}
-
-    return Graph
 
 
 def to_dot(*outputs: Tensor, params: Any = None, show_shapes: bool = True,
@@ -210,12 +117,12 @@ def to_dot(*outputs: Tensor, params: Any = None, show_shapes: bool = True,
     roots = _backward_outputs(outputs) if backward else list(outputs)
     options = {"show_shapes": show_shapes, "show_dtypes": show_dtypes,
                "show_grads": show_grads, "show_attrs": show_attrs}
-    tensors, nodes = _walk(roots)
+    tensors, nodes = walk(roots)
     options["check"] = _check_results(nodes, check) if check is not None else None
     names = _param_names(params)
     dot = graph_class()("computation_graph", graph_attr={"rankdir": rankdir},
                         node_attr={"fontname": "Helvetica", "fontsize": "11"})
-    folded = _folded_chains(nodes, max_nodes) if max_nodes and len(nodes) > max_nodes else None
+    folded = folded_chains(nodes, max_nodes) if max_nodes and len(nodes) > max_nodes else None
     if folded is not None:
         _draw_folded(dot, roots, tensors, nodes, folded, names, options)
     else:
@@ -292,85 +199,14 @@ def _check_note(result: Any) -> str:
     return ""
 
 
-# ----------------------------------------------------------------------------- folding
-MAJOR_OPS = {"conv2d", "conv2d_input_grad", "conv2d_weight_grad", "matmul", "max_pool2d",
-             "avg_pool2d", "concatenate", "unfold", "fold"}
-
-
-def forward_order(roots: list[Tensor]) -> list[Context]:
-    """The nodes behind `roots`, each after the nodes that made its inputs."""
-    return list(reversed(topological_nodes(roots)))
-
-
-def _folded_chains(nodes: list[Context], max_nodes: int) -> list[list[Context]]:
-    """Blocks of nodes: a block starts at a major op (conv, matmul, pooling, concatenation)
-    and takes the ops after it whose graph inputs all come from that block. Shape ops on
-    parameters (a bias reshaped, a weight transposed) join the block that uses them."""
-    plumbing = {id(n) for n in nodes
-                if n.name in SHAPE_OPS and all(t.grad_fn is None for t in n.inputs)}
-    block_of: dict[int, int] = {}
-    blocks: list[list[Context]] = []
-    for node in forward_order([n.output for n in nodes]):
-        if id(node) in plumbing:
-            continue
-        producers = [t.grad_fn for t in node.inputs if t.grad_fn is not None]
-        sources = {block_of[id(p)] for p in producers if id(p) not in plumbing}
-        if node.name in MAJOR_OPS or len(sources) != 1:
-            blocks.append([node])
-            block_of[id(node)] = len(blocks) - 1
-        else:
-            (source,) = sources
-            blocks[source].append(node)
-            block_of[id(node)] = source
-        for producer in producers:
-            if id(producer) in plumbing and id(producer) not in block_of:
-                block_of[id(producer)] = block_of[id(node)]
-                blocks[block_of[id(node)]].insert(0, producer)
-    return blocks
-
-
-def _first_named(block: list[Context]) -> Context:
-    return next((n for n in block if n.name not in SHAPE_OPS), block[0])
-
-
-def _block_label(block: list[Context], show_attrs: bool) -> str:
-    head = _first_named(block)
-    first = op_label(head) if show_attrs else head.name
-    rest = [n.name for n in block if n is not head and n.name not in SHAPE_OPS]
-    return " -> ".join([first] + rest)
-
-
-def _repeats(blocks: list[list[Context]], labels: list[str],
-             edges: set[tuple[int, int]]) -> list[list[int]]:
-    """Groups of consecutive identical blocks joined by a single edge (a chain of copies)."""
-    successors: dict[int, set[int]] = {}
-    predecessors: dict[int, set[int]] = {}
-    for a, b in edges:
-        successors.setdefault(a, set()).add(b)
-        predecessors.setdefault(b, set()).add(a)
-    groups: list[list[int]] = []
-    group_of: dict[int, int] = {}
-    for index in range(len(blocks)):
-        before = predecessors.get(index, set())
-        if len(before) == 1:
-            (previous,) = before
-            if labels[previous] == labels[index] and successors.get(previous) == {index}:
-                groups[group_of[previous]].append(index)
-                group_of[index] = group_of[previous]
-                continue
-        groups.append([index])
-        group_of[index] = len(groups) - 1
-    return groups
-
-
 def _draw_folded(dot: graphviz.Digraph, roots: list[Tensor], tensors: list[Tensor],
                  nodes: list[Context], blocks: list[list[Context]], names: dict[int, str],
                  options: dict) -> None:
     block_of = {id(n): k for k, block in enumerate(blocks) for n in block}
-    labels = [_block_label(block, options["show_attrs"]) for block in blocks]
+    labels = [block_label(block, options["show_attrs"]) for block in blocks]
     edges = {(block_of[id(t.grad_fn)], block_of[id(n)]) for n in nodes for t in n.inputs
              if t.grad_fn is not None and block_of[id(t.grad_fn)] != block_of[id(n)]}
-    groups = _repeats(blocks, labels, edges)
+    groups = repeats(blocks, labels, edges)
     group_of = {b: g for g, members in enumerate(groups) for b in members}
     for g, members in enumerate(groups):
         last = blocks[members[-1]][-1].output
@@ -408,42 +244,6 @@ def _draw_folded(dot: graphviz.Digraph, roots: list[Tensor], tensors: list[Tenso
     warnings.warn(f"to_dot: {message}", stacklevel=3)
 
 
-# ----------------------------------------------------------------------------- rendering
-class RendererNotFound(RuntimeError):
-    """Neither Graphviz's `dot` nor `graphviz-pure` is on PATH."""
-
-
-INSTALL_HINT = ("install a Graphviz renderer: `pip install graphviz-pure` (a self-contained "
-                "dot, or `pip install -e \".[render]\"`), or the system package "
-                "(`apt-get install graphviz`, `brew install graphviz`)")
-
-
-def find_renderer() -> str | None:
-    """The `dot` program on PATH, else `graphviz-pure` on PATH or beside the running
-    Python (a notebook kernel started by full path has its venv's bin off PATH), else
-    None."""
-    beside_python = str(Path(sys.executable).parent)
-    return shutil.which("dot") or shutil.which("graphviz-pure") or \
-        shutil.which("graphviz-pure", path=beside_python)
-
-
-GRAPH_FORMATS = ("svg", "png", "pdf", "dot", "gv")
-
-
-def graph_format(path: str | os.PathLike, format: str | None = None) -> str:
-    """The format `draw_graph` would write `path` in; ValueError for one it cannot write,
-    FileNotFoundError naming a missing folder. Commands call it before doing the work."""
-    path = Path(path)
-    fmt = (format or path.suffix.lstrip(".") or "svg").lower()
-    if fmt not in GRAPH_FORMATS:
-        raise ValueError(f"draw_graph: cannot write {path}: unsupported format {fmt!r}; use "
-                         f"{', '.join(GRAPH_FORMATS)}")
-    if not path.parent.is_dir():
-        raise FileNotFoundError(f"draw_graph: cannot write {path}: the folder {path.parent} "
-                                "does not exist")
-    return fmt
-
-
 def draw_graph(*outputs: Tensor, path: str | os.PathLike, format: str | None = None,
                **to_dot_options: Any) -> Path:
     """Render the graph of `outputs` to `path` (.svg, .png, .pdf; .dot/.gv write the source).
@@ -464,23 +264,9 @@ def draw_graph(*outputs: Tensor, path: str | os.PathLike, format: str | None = N
     return path
 
 
-def render(source: str, fmt: str = "svg", context: str = "render: no Graphviz renderer on "
-           "PATH") -> bytes:
-    """DOT source rendered to svg, png or pdf bytes by `find_renderer`'s program."""
-    renderer = find_renderer()
-    if renderer is None:
-        raise RendererNotFound(f"{context}. To render, {INSTALL_HINT}")
-    if fmt == "pdf" and Path(renderer).name == "graphviz-pure":
-        raise RendererNotFound("draw_graph: graphviz-pure cannot write PDF; use .svg or .png, "
-                               "or install the system Graphviz for PDF")
-    done = subprocess.run([renderer, f"-T{fmt}"], input=source.encode(), check=True,
-                          capture_output=True)
-    return done.stdout
-
-
 def retain_grads(*outputs: Tensor) -> None:
     """Keep the gradient of every tensor in the graph (for `show_grads` on a whole graph)."""
-    tensors, _ = _walk(outputs)
+    tensors, _ = walk(outputs)
     for tensor in tensors:
         if tensor.requires_grad:
             tensor.retain_grad()

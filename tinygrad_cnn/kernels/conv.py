@@ -2,8 +2,8 @@
 batched BLAS product per batch chunk, and col2im as strided additions (never np.add.at).
 
 `ops/conv.py` registers the primitives built on these; `reference.py` holds the textbook
-loops they must agree with. Geometry: `stride` and `dilation` are (h, w) pairs, `padding`
-is (top, bottom, left, right).
+loops they must agree with. Geometry: a `Window` (kernel, stride, dilation, padding as
+(top, bottom, left, right)).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from . import all_finite, quiet, scratch
-from .windows import StridePhases, col2im_add, output_size, pad_spatial, window_view
+from .windows import StridePhases, Window, col2im_add, pad_spatial, window_view
 
 CHUNK_BYTES = 4 << 20        # im2col columns per batch chunk: they stay in cache for the product
 WHOLE_BATCH_BYTES = 8 << 20  # up to this, one chunk: its columns are kept for the weight grad
@@ -41,17 +41,16 @@ class _Im2col:
     than rows of OW elements.
     """
 
-    def __init__(self, x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int],
-                 padding: tuple[int, int, int, int], dilation: tuple[int, int],
-                 keep_cols: bool = False) -> None:
+    def __init__(self, x: np.ndarray, window: Window, keep_cols: bool = False) -> None:
         n, c, h, w = x.shape
         self.keep_cols = keep_cols  # columns in a fresh array (kept for backward)
-        self.x, self.kernel, self.stride, self.dilation = x, kernel, stride, dilation
+        kernel, padding = window.kernel, window.padding
+        self.x, self.kernel, self.stride, self.dilation = x, kernel, window.stride, \
+            window.dilation
         self.top, self.left = padding[0], padding[2]
         padded_hw = (h + padding[0] + padding[1], w + padding[2] + padding[3])
-        self.out_hw = (output_size(h, kernel[0], stride[0], padding[:2], dilation[0]),
-                       output_size(w, kernel[1], stride[1], padding[2:], dilation[1]))
-        self.wide = stride == (1, 1)
+        self.out_hw = window.out_size(h, w)
+        self.wide = window.stride == (1, 1)
         self.width = padded_hw[1] if self.wide else self.out_hw[1]
         self.starts, self.step = _chunks(n, c * kernel[0] * kernel[1] * self.out_hw[0]
                                          * self.width, x.dtype.itemsize)
@@ -103,10 +102,8 @@ def grad_columns(g: np.ndarray, groups: int, width: int) -> np.ndarray:
 
 
 @quiet
-def conv2d_forward(x: np.ndarray, w: np.ndarray, stride: tuple[int, int],
-                   padding: tuple[int, int, int, int], dilation: tuple[int, int],
-                   groups: int, keep: list | None = None, bias: np.ndarray | None = None
-                   ) -> np.ndarray:
+def conv2d_forward(x: np.ndarray, w: np.ndarray, window: Window, groups: int,
+                   keep: list | None = None, bias: np.ndarray | None = None) -> np.ndarray:
     """(N, C, H, W) * (F, C/G, KH, KW) (+ bias (F,)) -> (N, F, OH, OW), cross-correlation.
 
     When the whole batch fits in one chunk and `keep` is a list, the im2col columns are
@@ -114,7 +111,7 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, stride: tuple[int, int],
     """
     n = x.shape[0]
     f, cg, kh, kw = w.shape
-    im2col = _Im2col(x, (kh, kw), stride, padding, dilation, keep_cols=keep is not None)
+    im2col = _Im2col(x, window, keep_cols=keep is not None)
     (oh, ow), width = im2col.out_hw, im2col.width
     weight = w.reshape(groups, f // groups, cg * kh * kw)
     out = np.empty((n, f, oh, ow), dtype=np.result_type(x, w))
@@ -138,9 +135,7 @@ def _product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 @quiet
-def conv2d_weight_grad(x: np.ndarray, g: np.ndarray, kernel: tuple[int, int],
-                       stride: tuple[int, int], padding: tuple[int, int, int, int],
-                       dilation: tuple[int, int], groups: int,
+def conv2d_weight_grad(x: np.ndarray, g: np.ndarray, window: Window, groups: int,
                        columns: np.ndarray | None = None) -> np.ndarray:
     """d<g, conv2d(x, w)>/dw: (N, C, H, W), (N, F, OH, OW) -> (F, C/G, KH, KW).
 
@@ -148,8 +143,8 @@ def conv2d_weight_grad(x: np.ndarray, g: np.ndarray, kernel: tuple[int, int],
     """
     c = x.shape[1]
     f = g.shape[1]
-    kh, kw = kernel
-    im2col = _Im2col(x, kernel, stride, padding, dilation)
+    kh, kw = window.kernel
+    im2col = _Im2col(x, window)
     # wide columns hold input values in their garbage positions, weighted by a zero
     # gradient: an inf or NaN there would make 0 * inf = NaN, so they are zeroed first
     garbage = im2col.width > im2col.out_hw[1] and not all_finite(x)
@@ -186,8 +181,7 @@ def _long_product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 @quiet
 def conv2d_input_grad(g: np.ndarray, w: np.ndarray, input_hw: tuple[int, int],
-                      stride: tuple[int, int], padding: tuple[int, int, int, int],
-                      dilation: tuple[int, int], groups: int) -> np.ndarray:
+                      window: Window, groups: int) -> np.ndarray:
     """d<g, conv2d(x, w)>/dx: (N, F, OH, OW), (F, C/G, KH, KW) -> (N, C, H, W).
 
     The column gradients w^T g, (C*KH*KW, B*OH*OW) per batch chunk, are summed back by
@@ -197,17 +191,19 @@ def conv2d_input_grad(g: np.ndarray, w: np.ndarray, input_hw: tuple[int, int],
     """
     n, f, oh, ow = g.shape
     _, cg, kh, kw = w.shape
+    padding, dilation = window.padding, window.dilation
     full_pad = (dilation[0] * (kh - 1) - padding[0], dilation[0] * (kh - 1) - padding[1],
                 dilation[1] * (kw - 1) - padding[2], dilation[1] * (kw - 1) - padding[3])
     exact = (oh + full_pad[0] + full_pad[1] - dilation[0] * (kh - 1),
              ow + full_pad[2] + full_pad[3] - dilation[1] * (kw - 1)) == tuple(input_hw)
-    if stride != (1, 1) or not exact or not all_finite(w):
+    if window.stride != (1, 1) or not exact or not all_finite(w):
         # (the two routes below multiply the weights by zeros where g is padded: with an
         # inf or NaN weight, 0 * inf = NaN would reach elements it does not touch)
-        return _col2im_input_grad(g, w, input_hw, stride, padding, dilation, groups)
+        return _col2im_input_grad(g, w, input_hw, window, groups)
     if min(full_pad) >= 0 and f * input_hw[0] * input_hw[1] <= cg * groups * oh * ow:
-        return conv2d_forward(g, _flip_kernel(w, groups), (1, 1), full_pad, dilation, groups)
-    return _overlap_add_input_grad(g, w, input_hw, padding, dilation, groups)
+        flipped = Window(window.kernel, (1, 1), full_pad, dilation)
+        return conv2d_forward(g, _flip_kernel(w, groups), flipped, groups)
+    return _overlap_add_input_grad(g, w, input_hw, window, groups)
 
 
 def _flip_kernel(w: np.ndarray, groups: int) -> np.ndarray:
@@ -219,8 +215,7 @@ def _flip_kernel(w: np.ndarray, groups: int) -> np.ndarray:
 
 
 def _col2im_input_grad(g: np.ndarray, w: np.ndarray, input_hw: tuple[int, int],
-                       stride: tuple[int, int], padding: tuple[int, int, int, int],
-                       dilation: tuple[int, int], groups: int) -> np.ndarray:
+                       window: Window, groups: int) -> np.ndarray:
     """col2im of w^T g, one batch chunk at a time, into the padded input split by stride
     phase (`StridePhases`): the elements of kernel offset (i, j) lie in one phase, so each
     of the KH*KW additions writes rows of OW neighbours instead of every stride-th element."""
@@ -235,18 +230,18 @@ def _col2im_input_grad(g: np.ndarray, w: np.ndarray, input_hw: tuple[int, int],
         b = grad.shape[-1] // (oh * ow)
         # (G, C/G*KH*KW, F/G) @ (G, F/G, B*OH*OW) -> (G, C/G*KH*KW, B*OH*OW)
         cols = _product(weight_t, grad).reshape(c, kh, kw, b, oh, ow)
-        phases = StridePhases((c, b) + tuple(input_hw), padding, stride, 0.0, dx.dtype)
+        phases = StridePhases((c, b) + tuple(input_hw), window.padding, window.stride, 0.0,
+                              dx.dtype)
         for i in range(kh):
             for j in range(kw):
-                view = phases.wide_view(i, j, dilation)[:, :, :oh, :ow]
+                view = phases.wide_view(i, j, window.dilation)[:, :, :oh, :ow]
                 view += cols[:, i, j]
         phases.unpadded(out=dx[start:start + b].transpose(1, 0, 2, 3))
     return dx
 
 
 def _overlap_add_input_grad(g: np.ndarray, w: np.ndarray, input_hw: tuple[int, int],
-                            padding: tuple[int, int, int, int], dilation: tuple[int, int],
-                            groups: int) -> np.ndarray:
+                            window: Window, groups: int) -> np.ndarray:
     """Stride 1: col2im as overlap-add of whole padded planes laid end to end.
 
     g is laid at the top left of zero planes (F, 1 + B, Hp, Wp), the first a margin, and
@@ -258,6 +253,7 @@ def _overlap_add_input_grad(g: np.ndarray, w: np.ndarray, input_hw: tuple[int, i
     """
     n, f, oh, ow = g.shape
     _, cg, kh, kw = w.shape
+    padding, dilation = window.padding, window.dilation
     c, (top, left) = cg * groups, (padding[0], padding[2])
     hp, wp = input_hw[0] + padding[0] + padding[1], input_hw[1] + padding[2] + padding[3]
     weight_t = w.reshape(groups, f // groups, cg * kh * kw).swapaxes(-1, -2)
@@ -292,28 +288,25 @@ def _shifted_sum(cols: np.ndarray, margin: int, shifts: tuple[int, int],
 
 # ----------------------------------------------------------------------------- unfold / fold
 @quiet
-def unfold_forward(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int],
-                   padding: tuple[int, int, int, int], dilation: tuple[int, int]) -> np.ndarray:
+def unfold_forward(x: np.ndarray, window: Window) -> np.ndarray:
     """im2col: (N, C, H, W) -> (N, C*KH*KW, OH*OW), rows ordered (C, KH, KW) as in PyTorch."""
     n, c, h, width = x.shape
-    oh = output_size(h, kernel[0], stride[0], padding[:2], dilation[0])
-    ow = output_size(width, kernel[1], stride[1], padding[2:], dilation[1])
-    view = window_view(pad_spatial(x, padding), kernel, stride, dilation, (oh, ow))
+    kernel = window.kernel
+    oh, ow = window.out_size(h, width)
+    view = window_view(pad_spatial(x, window.padding), kernel, window.stride, window.dilation,
+                       (oh, ow))
     return view.reshape(n, c * kernel[0] * kernel[1], oh * ow)
 
 
 @quiet
-def fold_forward(cols: np.ndarray, output_hw: tuple[int, int], kernel: tuple[int, int],
-                 stride: tuple[int, int], padding: tuple[int, int, int, int],
-                 dilation: tuple[int, int]) -> np.ndarray:
+def fold_forward(cols: np.ndarray, output_hw: tuple[int, int], window: Window) -> np.ndarray:
     """col2im: (N, C*KH*KW, OH*OW) -> (N, C, H, W), overlapping entries summed."""
     n = cols.shape[0]
-    kh, kw = kernel
+    kh, kw = window.kernel
     h, width = output_hw
-    top, bottom, left, right = padding
-    oh = output_size(h, kh, stride[0], (top, bottom), dilation[0])
-    ow = output_size(width, kw, stride[1], (left, right), dilation[1])
+    top, bottom, left, right = window.padding
+    oh, ow = window.out_size(h, width)
     c = cols.shape[1] // (kh * kw)
     xp = np.zeros((n, c, h + top + bottom, width + left + right), dtype=cols.dtype)
-    col2im_add(xp, cols.reshape(n, c, kh, kw, oh, ow), stride, dilation)
+    col2im_add(xp, cols.reshape(n, c, kh, kw, oh, ow), window.stride, window.dilation)
     return xp[:, :, top:top + h, left:left + width]

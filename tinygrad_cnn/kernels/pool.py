@@ -5,9 +5,9 @@ Each offset is one contiguous "wide" view of the input split by stride phase (se
 (N, C) plane is pooled on its own, so the kernels see (N*C, 1, H, W) and cut it into
 cache-sized slices of planes, run on the thread pool (`threads.parallel_batches`): these
 passes are memory bound and numpy releases the GIL in them. `ops/pool.py` registers the
-primitives built on these; `reference.py` holds the loops they must agree with. `padding`
-is (top, bottom, left, right), the extra bottom/right rows and columns of ceil_mode
-included.
+primitives built on these; `reference.py` holds the loops they must agree with. Each
+public kernel takes the op's `Window`; the loops below it take its pieces, the padding being
+`Window.reach` (the extra bottom/right rows and columns of ceil_mode included).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from . import all_finite, quiet
 from .threads import parallel_batches
-from .windows import StridePhases, output_size
+from .windows import StridePhases, Window
 
 
 def _planes(array: np.ndarray) -> np.ndarray:
@@ -29,12 +29,6 @@ def _planes(array: np.ndarray) -> np.ndarray:
 
 def _offsets(kernel: tuple[int, int]) -> list[tuple[int, int, int]]:
     return [(i * kernel[1] + j, i, j) for i in range(kernel[0]) for j in range(kernel[1])]
-
-
-def _out_hw(h: int, w: int, kernel: tuple[int, int], stride: tuple[int, int],
-            padding: tuple[int, int, int, int], dilation: tuple[int, int]) -> tuple[int, int]:
-    return (output_size(h, kernel[0], stride[0], padding[:2], dilation[0]),
-            output_size(w, kernel[1], stride[1], padding[2:], dilation[1]))
 
 
 def _tiles(array: np.ndarray, kernel: tuple[int, int], out_hw: tuple[int, int]) -> np.ndarray:
@@ -68,15 +62,15 @@ def _tiled(kernel: tuple[int, int], stride: tuple[int, int], padding: tuple[int,
 
 
 def _max_pool_chunk(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int],
-                     padding: tuple[int, int, int, int], dilation: tuple[int, int]
-                     ) -> tuple[np.ndarray, np.ndarray]:
+                    padding: tuple[int, int, int, int], dilation: tuple[int, int],
+                    out_hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """(N, C, H, W) -> max (N, C, OH, OW) and the winning kernel offset i*KW + j of each window.
 
     Ties go to the first offset in row-major order; a window holding NaN gives NaN and its
     last NaN in row-major order wins; padding (-inf) never wins: a window whose real
     elements are all -inf is won by its first real element (PyTorch's rules).
     """
-    out_h, out_w = _out_hw(*x.shape[2:], kernel, stride, padding, dilation)
+    out_h, out_w = out_hw
     if _tiled(kernel, stride, padding, dilation):
         tiles = _split_tiles(x, kernel, (out_h, out_w))
 
@@ -130,19 +124,18 @@ def _first_real_wins_empty_windows(best: np.ndarray, winner: np.ndarray,
 
 
 @quiet
-def max_pool_forward(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int],
-                     padding: tuple[int, int, int, int], dilation: tuple[int, int]
-                     ) -> tuple[np.ndarray, np.ndarray]:
+def max_pool_forward(x: np.ndarray, window: Window) -> tuple[np.ndarray, np.ndarray]:
     """(N, C, H, W) -> max (N, C, OH, OW) and the winning kernel offset i*KW + j of each
     window (see `_max_pool_chunk` for the rules), batch chunks on the thread pool."""
-    out_hw = _out_hw(*x.shape[2:], kernel, stride, padding, dilation)
+    kernel, stride, dilation = window.kernel, window.stride, window.dilation
+    padding, out_hw = window.reach(*x.shape[2:]), window.out_size(*x.shape[2:])
     out = np.empty(x.shape[:2] + out_hw, x.dtype)
     winner = np.empty(out.shape, np.uint8 if kernel[0] * kernel[1] <= 255 else np.int32)
     x_planes, out_planes, winner_planes = _planes(x), _planes(out), _planes(winner)
 
     def work(start: int, stop: int) -> None:
         out_planes[start:stop], winner_planes[start:stop] = _max_pool_chunk(
-            x_planes[start:stop], kernel, stride, padding, dilation)
+            x_planes[start:stop], kernel, stride, padding, dilation, out_hw)
     parallel_batches(work, len(x_planes), x_planes[:1].nbytes)
     return out, winner
 
@@ -159,11 +152,11 @@ def _route(out: np.ndarray, values: np.ndarray, won: np.ndarray, finite: bool) -
 
 @quiet
 def max_pool_scatter(g: np.ndarray, winner: np.ndarray, input_hw: tuple[int, int],
-                     kernel: tuple[int, int], stride: tuple[int, int],
-                     padding: tuple[int, int, int, int], dilation: tuple[int, int]
-                     ) -> np.ndarray:
+                     window: Window) -> np.ndarray:
     """(N, C, OH, OW) -> (N, C, H, W): each value added at its window's winning element,
     and only there (an inf or NaN in g never reaches the other elements)."""
+    kernel, stride, dilation = window.kernel, window.stride, window.dilation
+    padding = window.reach(*input_hw)
     result = np.empty(g.shape[:2] + tuple(input_hw), g.dtype)
     finite = all_finite(g)
     g, winner, out = _planes(g), _planes(winner), _planes(result)
@@ -193,10 +186,10 @@ def max_pool_scatter(g: np.ndarray, winner: np.ndarray, input_hw: tuple[int, int
 
 
 @quiet
-def max_pool_gather(u: np.ndarray, winner: np.ndarray, kernel: tuple[int, int],
-                    stride: tuple[int, int], padding: tuple[int, int, int, int],
-                    dilation: tuple[int, int]) -> np.ndarray:
+def max_pool_gather(u: np.ndarray, winner: np.ndarray, window: Window) -> np.ndarray:
     """(N, C, H, W) -> (N, C, OH, OW): each window's value at its winning element."""
+    kernel, stride, dilation = window.kernel, window.stride, window.dilation
+    padding = window.reach(*u.shape[2:])
     result = np.zeros(winner.shape, u.dtype)
     finite = all_finite(u)
     u, winner, out = _planes(u), _planes(winner), _planes(result)
@@ -224,11 +217,12 @@ def max_pool_gather(u: np.ndarray, winner: np.ndarray, kernel: tuple[int, int],
 
 
 @quiet
-def avg_pool_forward(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int],
-                     padding: tuple[int, int, int, int], divisor: float | np.ndarray
+def avg_pool_forward(x: np.ndarray, window: Window, divisor: float | np.ndarray
                      ) -> np.ndarray:
-    """(N, C, H, W) -> window sums / divisor, (N, C, OH, OW); divisor is a scalar or (OH, OW)."""
-    out_h, out_w = _out_hw(*x.shape[2:], kernel, stride, padding, (1, 1))
+    """(N, C, H, W) -> window sums / divisor, (N, C, OH, OW); divisor is a scalar or (OH, OW).
+    The window's dilation is 1."""
+    kernel, stride, padding = window.kernel, window.stride, window.reach(*x.shape[2:])
+    out_h, out_w = window.out_size(*x.shape[2:])
     result = np.empty(x.shape[:2] + (out_h, out_w), x.dtype)
     divisor = np.asarray(divisor, dtype=x.dtype)
     x, out = _planes(x), _planes(result)
@@ -258,10 +252,10 @@ def avg_pool_forward(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, 
 
 
 @quiet
-def avg_pool_spread(g: np.ndarray, input_hw: tuple[int, int], kernel: tuple[int, int],
-                    stride: tuple[int, int], padding: tuple[int, int, int, int],
+def avg_pool_spread(g: np.ndarray, input_hw: tuple[int, int], window: Window,
                     divisor: float | np.ndarray) -> np.ndarray:
     """(N, C, OH, OW) -> (N, C, H, W): g / divisor added over each window (the adjoint)."""
+    kernel, stride, padding = window.kernel, window.stride, window.reach(*input_hw)
     result = np.empty(g.shape[:2] + tuple(input_hw), g.dtype)
     divisor = np.asarray(divisor, dtype=g.dtype)
     g, out = _planes(g), _planes(result)

@@ -1,21 +1,91 @@
-"""Sliding windows over (N, C, H, W) arrays: padding, strided window views, their adjoint
-(col2im by kernel offset), and the input split by stride phase. numpy only, no autograd:
-the conv and pooling primitives are built on these.
+"""Sliding windows over (N, C, H, W) arrays: the one window geometry (`Window`), padding,
+strided window views, their adjoint (col2im by kernel offset), and the input split by
+stride phase. numpy only, no autograd: the conv and pooling primitives are built on these.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+Pair = tuple[int, int]
 
-def output_size(size: int, kernel: int, stride: int = 1, padding: tuple[int, int] = (0, 0),
-                dilation: int = 1) -> int:
-    """Windows along one axis, the output size of conv2d, unfold and the pools:
-    floor((size + before + after - dilation*(kernel-1) - 1) / stride) + 1."""
-    return (size + padding[0] + padding[1] - dilation * (kernel - 1) - 1) // stride + 1
+
+@dataclass(frozen=True)
+class Window:
+    """The geometry of a sliding window over (H, W): `kernel`, `stride` and `dilation` are
+    (h, w) pairs, `padding` is (top, bottom, left, right); with `ceil_mode` the last
+    window may start past the end of the input, inside the right/bottom padding it reaches
+    (PyTorch's pooling rule). conv2d, unfold/fold, the pools, receptive fields, ONNX pads
+    and the viewer all read this one object."""
+
+    kernel: Pair
+    stride: Pair = (1, 1)
+    padding: tuple[int, int, int, int] = (0, 0, 0, 0)
+    dilation: Pair = (1, 1)
+    ceil_mode: bool = False
+
+    def out_size(self, h: int, w: int) -> Pair:
+        """Windows per axis: floor((size + before + after - d*(k-1) - 1) / s) + 1 (ceil with
+        ceil_mode, where a last window starting past the input and its leading padding is
+        dropped)."""
+        return self._out(h, 0), self._out(w, 1)
+
+    def _out(self, size: int, axis: int) -> int:
+        k, s, d = self.kernel[axis], self.stride[axis], self.dilation[axis]
+        before, after = self.padding[2 * axis:2 * axis + 2]
+        span = size + before + after - d * (k - 1) - 1
+        out = (-(-span // s) if self.ceil_mode else span // s) + 1
+        if self.ceil_mode and out >= 1 and (out - 1) * s >= size + before:
+            out -= 1
+        return out
+
+    def covered(self, out_h: int, out_w: int) -> Pair:
+        """The rows and columns of the padded input that out_h x out_w windows cover:
+        (out - 1)*s + d*(k - 1) + 1 per axis."""
+        return tuple((out - 1) * s + d * (k - 1) + 1 for out, s, d, k in
+                     zip((out_h, out_w), self.stride, self.dilation, self.kernel))
+
+    def reach(self, h: int, w: int) -> tuple[int, int, int, int]:
+        """The padding the kernels apply: `padding`, its bottom and right grown to what the
+        last window reaches (ceil_mode's extra rows and columns)."""
+        top, bottom, left, right = self.padding
+        cover_h, cover_w = self.covered(*self.out_size(h, w))
+        return (top, max(bottom, cover_h - h - top), left, max(right, cover_w - w - left))
+
+    def check_fits(self, op: str, h: int, w: int) -> Pair:
+        """The output size, or ValueError showing the size formula with the numbers."""
+        outs = self.out_size(h, w)
+        for axis, size, out in zip((0, 1), (h, w), outs):
+            if out >= 1:
+                continue
+            k, s, d = self.kernel[axis], self.stride[axis], self.dilation[axis]
+            before, after = self.padding[2 * axis:2 * axis + 2]
+            pad_text = f"2*{before}" if before == after else f"{before}+{after}"
+            padded = f"{h + sum(self.padding[:2])}x{w + sum(self.padding[2:])}"
+            dilated = f" (dilation {self.dilation[0]}x{self.dilation[1]})" \
+                if self.dilation != (1, 1) else ""
+            rounding = "ceil" if self.ceil_mode else "floor"
+            raise ValueError(f"{op}: output {('height', 'width')[axis]} would be {rounding}(("
+                             f"{size} + {pad_text} - {d}*({k}-1) - 1)/{s}) + 1 = {out}; the "
+                             f"{self.kernel[0]}x{self.kernel[1]} kernel{dilated} does not "
+                             f"fit the padded {padded} input")
+        return outs
+
+    def __str__(self) -> str:
+        """`3x3 /2 pad=1`, the way graphs and tables show it."""
+        (kh, kw), (sh, sw) = self.kernel, self.stride
+        text = f"{kh}x{kw} /{sh if sh == sw else f'{sh}x{sw}'}"
+        if any(self.padding):
+            pad = self.padding
+            text += f" pad={pad[0] if len(set(pad)) == 1 else pad}"
+        if self.dilation != (1, 1):
+            dh, dw = self.dilation
+            text += f" dilation={dh if dh == dw else f'{dh}x{dw}'}"
+        return text + (" ceil" if self.ceil_mode else "")
 
 
 def pad_spatial(x: np.ndarray, padding: tuple[int, int, int, int],

@@ -6,11 +6,14 @@ With T(x, w, g) = <g, conv2d(x, w)>, all three are partial derivatives of one tr
   conv2d_weight_grad(x, g) = dT/dw
 so the backward of each is written with the other two, and derivatives of any order follow.
 
-Geometry: `stride` and `dilation` are (h, w) pairs, `padding` is (top, bottom, left, right).
-The numpy kernels (im2col, BLAS products, col2im) are in `kernels/conv.py`.
+Geometry: a `Window` (kernel, stride, padding as (top, bottom, left, right), dilation) and
+`groups`. The numpy kernels (im2col, BLAS products, col2im) are in `kernels/conv.py`.
 """
 
 from __future__ import annotations
+
+import math
+from typing import Any
 
 import numpy as np
 
@@ -22,21 +25,76 @@ from ..kernels.conv import (
     fold_forward,
     unfold_forward,
 )
+from ..kernels.windows import Window
 from ..tensor import Tensor
-from .registry import Sample, defop
+from .lowering import pads
+from .registry import Sample, default_label, defop, format_value
+
+
+# ----------------------------------------------------------------------------- facts
+def window_of(node: Context) -> Window:
+    return node.params["window"]
+
+
+def window_label(params: dict) -> str:
+    """`stride=1  padding=2`, with dilation and groups where they are not 1."""
+    window, groups = params["window"], params.get("groups", 1)
+    shown = {"stride": window.stride, "padding": window.padding}
+    if window.dilation != (1, 1):
+        shown["dilation"] = window.dilation
+    if groups != 1:
+        shown["groups"] = groups
+    return default_label(shown)
+
+
+def pool_label(params: dict) -> str:
+    """`2x2/2`, `3x3/2 pad=1`: the kernel, the stride and any padding."""
+    window = params["window"]
+    (kh, kw), (sh, sw) = window.kernel, window.stride
+    text = f"{kh}x{kw}/{sh if sh == sw else f'{sh}x{sw}'}"
+    return text + (f" pad={format_value(window.padding)}" if any(window.padding) else "")
+
+
+def _conv_macs(node: Context) -> int:
+    """Each output element: C/G*KH*KW multiply-accumulates."""
+    return node.output.size * math.prod(node.inputs[1].shape[1:])
+
+
+def _conv_onnx(graph: Any, node: Context, inputs: list[str]) -> str:
+    window = node.params["window"]
+    return graph.add("Conv", inputs, kernel_shape=list(window.kernel),
+                     strides=list(window.stride), pads=pads(window.padding),
+                     dilations=list(window.dilation), group=node.params["groups"])
+
+
+def _conv_transpose_onnx(graph: Any, node: Context, inputs: list[str]) -> str:
+    """ConvTranspose; output_padding gives the rows and columns past what the windows
+    cover (conv_transpose2d's output_padding)."""
+    window, (g, w) = node.params["window"], node.inputs
+    covered = window.covered(*g.shape[2:])
+    extra = [size - cover + sum(window.padding[2 * axis:2 * axis + 2]) for axis, (size, cover)
+             in enumerate(zip(node.params["input_hw"], covered))]
+    return graph.add("ConvTranspose", inputs, kernel_shape=list(w.shape[2:]),
+                     strides=list(window.stride), pads=pads(window.padding),
+                     dilations=list(window.dilation), group=node.params["groups"],
+                     output_padding=extra)
+
+
+BACKWARD_ONLY = "it appears in backward graphs only; export the forward model"
 
 
 # ----------------------------------------------------------------------------- primitives
 def _geometry(params: dict) -> dict:
-    return {k: params[k] for k in ("stride", "padding", "dilation", "groups")}
+    """The window and groups of a conv node, to pass to its partners."""
+    return {"window": params["window"], "groups": params["groups"]}
 
 
 def _conv_samples(rng: np.random.Generator) -> list[Sample]:
     def case(x_shape: tuple, w_shape: tuple, label: str, stride=(1, 1), padding=(0, 0, 0, 0),
              dilation=(1, 1), groups=1) -> Sample:
-        params = {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups}
-        return Sample((rng.standard_normal(x_shape), rng.standard_normal(w_shape)), params,
-                      label)
+        window = Window(w_shape[2:], stride, padding, dilation)
+        return Sample((rng.standard_normal(x_shape), rng.standard_normal(w_shape)),
+                      {"window": window, "groups": groups}, label)
 
     with_bias = case((2, 3, 4, 5), (2, 3, 2, 2), "with bias", padding=(1, 1, 0, 0))
     with_bias = Sample(with_bias.args + (rng.standard_normal(2),), with_bias.params,
@@ -47,7 +105,8 @@ def _conv_samples(rng: np.random.Generator) -> list[Sample]:
                  (2, 1), 2)]
 
 
-@defop("conv2d", samples=_conv_samples)
+@defop("conv2d", samples=_conv_samples, kind="window", macs=_conv_macs, window=window_of,
+       onnx=_conv_onnx, label=window_label)
 class Conv2d(Function):
     """Cross-correlation of (N, C, H, W) with (F, C/G, KH, KW), plus an optional bias (F,)
     added in the same pass -> (N, F, OH, OW)."""
@@ -56,9 +115,9 @@ class Conv2d(Function):
 
     @staticmethod
     def forward(ctx: Context, x: np.ndarray, w: np.ndarray, *bias: np.ndarray,
-                **geometry) -> np.ndarray:
+                window: Window, groups: int) -> np.ndarray:
         kept: list = []
-        out = conv2d_forward(x, w, **geometry, keep=kept if ctx.recording else None,
+        out = conv2d_forward(x, w, window, groups, keep=kept if ctx.recording else None,
                              bias=bias[0] if bias else None)
         ctx.save_for_backward(*kept)  # the im2col of x, when small enough to keep
         return out
@@ -72,8 +131,7 @@ class Conv2d(Function):
         grad_x = Conv2dInputGrad.apply(g, w, input_hw=x.shape[2:], **geometry) \
             if need_x else None
         columns = ctx.saved[0] if ctx.saved else None
-        grad_w = Conv2dWeightGrad.apply(x, g, kernel=w.shape[2:], columns=columns,
-                                        **geometry) if need_w else None
+        grad_w = Conv2dWeightGrad.apply(x, g, columns=columns, **geometry) if need_w else None
         return (grad_x, grad_w) + grad_bias
 
 
@@ -92,7 +150,9 @@ def _input_grad_samples(rng: np.random.Generator) -> list[Sample]:
             for x, w, g, params, label in _with_upstream(rng)]
 
 
-@defop("conv2d_input_grad", samples=_input_grad_samples)
+@defop("conv2d_input_grad", samples=_input_grad_samples, kind="adjoint",
+       macs=lambda node: node.inputs[0].size * math.prod(node.inputs[1].shape[1:]),
+       field="whole", onnx=_conv_transpose_onnx, label=window_label)
 class Conv2dInputGrad(Function):
     """Gradient of conv2d with respect to its input: conv_transpose2d of g with w."""
 
@@ -100,8 +160,8 @@ class Conv2dInputGrad(Function):
 
     @staticmethod
     def forward(ctx: Context, g: np.ndarray, w: np.ndarray, *, input_hw: tuple[int, int],
-                **geometry) -> np.ndarray:
-        return conv2d_input_grad(g, w, input_hw, **geometry)
+                window: Window, groups: int) -> np.ndarray:
+        return conv2d_input_grad(g, w, input_hw, window, groups)
 
     @staticmethod
     def backward(ctx: Context, u: Tensor) -> tuple:
@@ -109,26 +169,26 @@ class Conv2dInputGrad(Function):
         need_g, need_w = ctx.needs_input_grad
         geometry = _geometry(ctx.params)
         grad_g = Conv2d.apply(u, w, **geometry) if need_g else None  # <g, conv(u, w)>
-        grad_w = Conv2dWeightGrad.apply(u, g, kernel=w.shape[2:], **geometry) \
-            if need_w else None
+        grad_w = Conv2dWeightGrad.apply(u, g, **geometry) if need_w else None
         return grad_g, grad_w
 
 
 def _weight_grad_samples(rng: np.random.Generator) -> list[Sample]:
-    return [Sample((x, g), {**params, "kernel": w.shape[2:]}, label)
-            for x, w, g, params, label in _with_upstream(rng)]
+    return [Sample((x, g), params, label) for x, w, g, params, label in _with_upstream(rng)]
 
 
-@defop("conv2d_weight_grad", samples=_weight_grad_samples)
+@defop("conv2d_weight_grad", samples=_weight_grad_samples, kind="adjoint",
+       macs=lambda node: node.inputs[1].size * math.prod(node.output.shape[1:]),
+       field="whole", onnx=BACKWARD_ONLY, label=window_label)
 class Conv2dWeightGrad(Function):
     """Gradient of conv2d with respect to its weight, from input x and upstream g."""
 
     backward_reads = (0, 1)
 
     @staticmethod
-    def forward(ctx: Context, x: np.ndarray, g: np.ndarray, *, kernel: tuple[int, int],
-                columns: np.ndarray | None = None, **geometry) -> np.ndarray:
-        return conv2d_weight_grad(x, g, kernel, **geometry, columns=columns)
+    def forward(ctx: Context, x: np.ndarray, g: np.ndarray, *, window: Window, groups: int,
+                columns: np.ndarray | None = None) -> np.ndarray:
+        return conv2d_weight_grad(x, g, window, groups, columns=columns)
 
     @staticmethod
     def backward(ctx: Context, v: Tensor) -> tuple:
@@ -142,28 +202,25 @@ class Conv2dWeightGrad(Function):
 
 
 # ----------------------------------------------------------------------------- unfold / fold
-def _window_params(params: dict) -> dict:
-    return {k: params[k] for k in ("kernel", "stride", "padding", "dilation")}
-
-
 def _unfold_samples(rng: np.random.Generator) -> list[Sample]:
-    params = {"kernel": (2, 3), "stride": (2, 1), "padding": (1, 0, 1, 1), "dilation": (1, 2)}
+    params = {"window": Window((2, 3), (2, 1), (1, 0, 1, 1), (1, 2))}
     return [Sample((rng.standard_normal((2, 2, 5, 4)),), params, "overlapping, dilated")]
 
 
-@defop("unfold", samples=_unfold_samples)
+@defop("unfold", samples=_unfold_samples, kind="window", macs=0, window=window_of,
+       onnx="ONNX has no im2col op", label=window_label)
 class Unfold(Function):
     """im2col: sliding windows of (N, C, H, W) as columns (N, C*KH*KW, OH*OW)."""
 
     backward_reads = ()
 
     @staticmethod
-    def forward(ctx: Context, x: np.ndarray, **window) -> np.ndarray:
-        return unfold_forward(x, **window)
+    def forward(ctx: Context, x: np.ndarray, *, window: Window) -> np.ndarray:
+        return unfold_forward(x, window)
 
     @staticmethod
     def backward(ctx: Context, g: Tensor) -> tuple:
-        return (Fold.apply(g, output_hw=ctx.inputs[0].shape[2:], **_window_params(ctx.params)),)
+        return (Fold.apply(g, output_hw=ctx.inputs[0].shape[2:], window=ctx.params["window"]),)
 
 
 def _fold_samples(rng: np.random.Generator) -> list[Sample]:
@@ -173,7 +230,8 @@ def _fold_samples(rng: np.random.Generator) -> list[Sample]:
                    "overlapping, dilated")]
 
 
-@defop("fold", samples=_fold_samples)
+@defop("fold", samples=_fold_samples, kind="adjoint", macs=0, field="whole",
+       onnx="ONNX has no col2im op before opset 18", label=window_label)
 class Fold(Function):
     """col2im: columns (N, C*KH*KW, OH*OW) summed back into (N, C, H, W)."""
 
@@ -181,9 +239,9 @@ class Fold(Function):
 
     @staticmethod
     def forward(ctx: Context, cols: np.ndarray, *, output_hw: tuple[int, int],
-                **window) -> np.ndarray:
-        return fold_forward(cols, output_hw, **window)
+                window: Window) -> np.ndarray:
+        return fold_forward(cols, output_hw, window)
 
     @staticmethod
     def backward(ctx: Context, g: Tensor) -> tuple:
-        return (Unfold.apply(g, **_window_params(ctx.params)),)
+        return (Unfold.apply(g, window=ctx.params["window"]),)

@@ -10,9 +10,10 @@ import numpy as np
 
 from ..autograd import Context, Function
 from ..tensor import Tensor, as_tensor
-from .elementwise import normal
+from .lowering import NO_BATCH, ExportError, follow_batch, full_index
 from .reduce import normalize_axis
 from .registry import Sample, defop
+from .samples import normal
 
 
 def _normalize_index(index: Any) -> tuple:
@@ -44,7 +45,44 @@ def _getitem_samples(rng: np.random.Generator) -> list[Sample]:
             Sample((x,), {"index": (2, None, Ellipsis)}, "int, newaxis, ellipsis")]
 
 
-@defop("getitem", samples=_getitem_samples)
+def _getitem_onnx(graph: Any, node: Context, inputs: list[str]) -> str:
+    """Basic indexing: integers and slices (Slice, then Squeeze for the integer axes).
+    Negative integers stay negative, so that x[-1] is the last example of any batch."""
+    x, index = node.inputs[0], node.params["index"]
+    if any(isinstance(i, np.ndarray) or i is None for i in index) or \
+            sum(i is Ellipsis for i in index) > 1:
+        raise ExportError(f"getitem ({node.where}): only integers and slices export, got "
+                          f"index {index}")
+    full = full_index(index, x.ndim)
+    starts, ends, axes, steps = [], [], [], []
+    far = 2 ** 62   # "to the end", whatever the (symbolic) size; ONNX clamps it
+    for axis, item in enumerate(full):
+        if item == slice(None):
+            continue
+        if isinstance(item, slice):
+            step = 1 if item.step is None else item.step
+            start = item.start if item.start is not None else (0 if step > 0 else -1)
+            stop = item.stop if item.stop is not None else (far if step > 0 else -far)
+        else:
+            start, step = int(item), 1
+            stop = far if start == -1 else start + 1
+        starts.append(start)
+        ends.append(stop)
+        axes.append(axis)
+        steps.append(step)
+    follow_batch(graph, node, lambda at: NO_BATCH if not isinstance(full[at], slice) else
+                 at - sum(not isinstance(i, slice) for i in full[:at]))
+    arrays = [np.array(v, np.int64) for v in (starts, ends, axes, steps)]
+    sliced = graph.add("Slice", inputs + [graph.constant(a) for a in arrays]) if axes \
+        else graph.add("Identity", inputs)
+    dropped = [axis for axis, item in enumerate(full) if not isinstance(item, slice)]
+    if dropped:
+        return graph.add("Squeeze", [sliced, graph.constant(np.array(dropped, np.int64))])
+    return sliced
+
+
+@defop("getitem", samples=_getitem_samples, kind="select", macs=0, field="whole",
+       onnx=_getitem_onnx)
 class GetItem(Function):
     """x[index]: basic and integer-array indexing; the adjoint of index_add."""
 
@@ -74,7 +112,8 @@ def _index_add_samples(rng: np.random.Generator) -> list[Sample]:
             Sample((normal(rng, 2, 2),), {"shape": (3, 3), "index": (slice(1, 3),) * 2})]
 
 
-@defop("index_add", samples=_index_add_samples)
+@defop("index_add", samples=_index_add_samples, kind="select", macs=0, field="whole",
+       onnx="it appears in backward graphs only; export the forward model")
 class IndexAdd(Function):
     """zeros(shape) with g added at [index] (repeated indices add up); adjoint of getitem."""
 
@@ -100,7 +139,14 @@ def _pad_samples(rng: np.random.Generator) -> list[Sample]:
             Sample((normal(rng, 2, 2),), {"pad_width": ((0, 0), (1, 1)), "value": -1.5})]
 
 
-@defop("pad", samples=_pad_samples)
+def _pad_onnx(graph: Any, node: Context, inputs: list[str]) -> str:
+    begins, ends = zip(*node.params["pad_width"])
+    return graph.add("Pad", inputs + [graph.constant(np.array(begins + ends, np.int64)),
+                                      graph.constant(np.array(node.params["value"],
+                                                              node.output.dtype))])
+
+
+@defop("pad", samples=_pad_samples, kind="select", macs=0, field="whole", onnx=_pad_onnx)
 class Pad(Function):
     """x surrounded by a constant: pad_width is ((before, after),) per axis, as numpy."""
 
@@ -136,7 +182,19 @@ def _concat_samples(rng: np.random.Generator) -> list[Sample]:
             Sample((normal(rng, 1, 3), normal(rng, 2, 3)), {"axis": 0})]
 
 
-@defop("concatenate", samples=_concat_samples)
+def _concat_field(node: Context) -> str:
+    """Channels side by side keep the field; a spatial axis mixes positions."""
+    out = node.output
+    return "whole" if out.ndim < 2 or node.params["axis"] % out.ndim >= out.ndim - 2 \
+        else "keep"
+
+
+def _concat_onnx(graph: Any, node: Context, inputs: list[str]) -> str:
+    return graph.add("Concat", inputs, axis=node.params["axis"])
+
+
+@defop("concatenate", samples=_concat_samples, kind="join", macs=0, field=_concat_field,
+       onnx=_concat_onnx)
 class Concatenate(Function):
     """Tensors joined along an existing axis."""
 

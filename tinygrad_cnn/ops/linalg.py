@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from ..autograd import Context, Function
 from ..tensor import Tensor
-from .elementwise import normal
+from .lowering import NO_BATCH, batch_of
 from .registry import Sample, defop
+from .samples import normal
 from .shape import swap_last_axes
 
 
@@ -35,7 +38,23 @@ def check_matmul_shapes(a_shape: tuple[int, ...], b_shape: tuple[int, ...]) -> N
                          f"operands {a_shape} and {b_shape} cannot be broadcast") from None
 
 
-@defop("matmul", samples=_matmul_samples)
+def _matmul_macs(node: Context) -> int:
+    """One multiply-accumulate per output element per contracted element."""
+    return int(node.output.size * node.inputs[0].shape[-1])
+
+
+def _matmul_onnx(graph: Any, node: Context, inputs: list[str]) -> str:
+    """MatMul; the batch axis follows broadcasting unless a product contracts over it."""
+    batched = [(t, batch_of(graph, t)) for t in node.inputs if id(t) in graph.batch_axis]
+    contracted = [t.ndim - 1 if t is node.inputs[0] else t.ndim - 2 for t, _ in batched]
+    if any(axis is None or (axis != NO_BATCH and (t.ndim < 2 or axis == c))
+           for (t, axis), c in zip(batched, contracted)):
+        graph.batch_axis[id(node.output)] = None
+    return graph.add("MatMul", inputs)
+
+
+@defop("matmul", samples=_matmul_samples, kind="linalg", macs=_matmul_macs,
+       onnx=_matmul_onnx)
 class MatMul(Function):
     """a @ b"""
 

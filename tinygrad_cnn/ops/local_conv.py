@@ -2,37 +2,37 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
+from ..kernels.windows import Window
 from ..tensor import Tensor
 from .composite import CompositeFunction
-from .conv import Unfold
+from .conv import Unfold, window_label, window_of
 from .registry import Sample, defop
 
 
 def _local_conv_samples(rng: np.random.Generator) -> list[Sample]:
-    geometry = {"kernel": (2, 2), "stride": (1, 1), "padding": (0, 0, 0, 0),
-                "dilation": (1, 1)}
-    strided = {"kernel": (3, 2), "stride": (2, 1), "padding": (1, 1, 0, 0),
-               "dilation": (1, 2)}
+    geometry = {"window": Window((2, 2))}
+    strided = {"window": Window((3, 2), (2, 1), (1, 1, 0, 0), (1, 2))}
     return [Sample((rng.standard_normal((2, 2, 3, 3)), rng.standard_normal((2, 2, 3, 2, 2, 2)),
                     rng.standard_normal((3, 2, 2))), geometry, "2x2, bias"),
             Sample((rng.standard_normal((1, 1, 4, 4)), rng.standard_normal((2, 2, 2, 1, 3, 2))),
                    strided, "stride, padding, dilation, no bias")]
 
 
-@defop("local_conv2d", samples=_local_conv_samples)
+@defop("local_conv2d", samples=_local_conv_samples, kind="window",
+       macs=lambda node: node.output.size * math.prod(node.inputs[1].shape[3:]),
+       window=window_of, onnx="ONNX has no locally connected layer", label=window_label)
 class LocalConv2d(CompositeFunction):
     """(N, C, H, W) with a filter (F, C, KH, KW) per output position -> (N, F, OH, OW)."""
 
     @classmethod
-    def definition(cls, x: Tensor, weight: Tensor, *bias: Tensor, kernel: tuple[int, int],
-                   stride: tuple[int, int], padding: tuple[int, int, int, int],
-                   dilation: tuple[int, int]) -> Tensor:
+    def definition(cls, x: Tensor, weight: Tensor, *bias: Tensor, window: Window) -> Tensor:
         out_h, out_w, filters = weight.shape[:3]
         positions = out_h * out_w
-        cols = Unfold.apply(x, kernel=kernel, stride=stride, padding=padding,
-                            dilation=dilation)                    # (N, C*KH*KW, L)
+        cols = Unfold.apply(x, window=window)                     # (N, C*KH*KW, L)
         cols = cols.transpose((2, 0, 1))                          # (L, N, C*KH*KW)
         filters_by_position = weight.reshape((positions, filters, -1)).transpose((0, 2, 1))
         out = cols @ filters_by_position                          # (L, N, F): one product

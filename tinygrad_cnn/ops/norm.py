@@ -9,13 +9,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from ..autograd import Context, Function
 from ..tensor import Tensor
 from .composite import CompositeFunction
-from .elementwise import constant
+from .lowering import ExportError
 from .registry import Sample, defop
+from .select import constant
 
 
 def _window_sum_samples(rng: np.random.Generator) -> list[Sample]:
@@ -23,7 +26,8 @@ def _window_sum_samples(rng: np.random.Generator) -> list[Sample]:
             Sample((rng.standard_normal((1, 3, 4)),), {"before": 0, "after": 2}, "3-D")]
 
 
-@defop("channel_window_sum", samples=_window_sum_samples)
+@defop("channel_window_sum", samples=_window_sum_samples, kind="norm", macs=0, field="keep",
+       onnx="it is exported as part of local_response_norm only")
 class ChannelWindowSum(Function):
     """out[:, c] = sum of x[:, c - before .. c + after], channels past the edges being 0."""
 
@@ -52,7 +56,31 @@ def _lrn_samples(rng: np.random.Generator) -> list[Sample]:
             Sample((rng.standard_normal((1, 5, 3)),), {**params, "size": 4}, "3-D, even size")]
 
 
-@defop("local_response_norm", samples=_lrn_samples)
+def _lrn_onnx(graph: Any, node: Context, inputs: list[str]) -> str:
+    """ONNX's LRN (4-D, odd sizes); otherwise the window sum of squares as a Conv."""
+    p, x = node.params, node.inputs[0]
+    size = p["size"]
+    if size % 2 and x.ndim == 4:
+        return graph.add("LRN", inputs, size=size, alpha=p["alpha"], beta=p["beta"],
+                         bias=p["k"])
+    # an even window is placed differently in ONNX's LRN: sum the squares with a Conv
+    channels, rest = x.shape[1], list(x.shape[2:])
+    squares = graph.add("Mul", [inputs[0], inputs[0]])
+    stacked = graph.add("Reshape", [squares, graph.constant(np.array([0, 1, channels, -1],
+                                                                     np.int64))])
+    ones = graph.constant(np.ones((1, 1, size, 1), x.dtype))
+    window = graph.add("Conv", [stacked, ones], kernel_shape=[size, 1],
+                       pads=[size // 2, 0, (size - 1) // 2, 0])
+    window = graph.add("Reshape", [window, graph.constant(np.array([0, channels] + rest,
+                                                                   np.int64))])
+    scaled = graph.add("Mul", [window, graph.constant(np.array(p["alpha"] / size, x.dtype))])
+    shifted = graph.add("Add", [scaled, graph.constant(np.array(p["k"], x.dtype))])
+    power = graph.add("Pow", [shifted, graph.constant(np.array(p["beta"], x.dtype))])
+    return graph.add("Div", [inputs[0], power])
+
+
+@defop("local_response_norm", samples=_lrn_samples, kind="norm", macs=0, field="keep",
+       onnx=_lrn_onnx)
 class LocalResponseNorm(CompositeFunction):
     """x / (k + alpha/size * sum over `size` neighbouring channels of x^2)^beta."""
 
@@ -75,7 +103,16 @@ def _batch_norm_samples(rng: np.random.Generator) -> list[Sample]:
                    {"training": True, "eps": 1e-3}, "(N, C) input")]
 
 
-@defop("batch_norm", samples=_batch_norm_samples)
+def _batch_norm_onnx(graph: Any, node: Context, inputs: list[str]) -> str:
+    if node.params["training"]:
+        raise ExportError(f"batch_norm ({node.where}) in training mode: export the model in "
+                          "evaluation mode (train=False)")
+    return graph.add("BatchNormalization", inputs, epsilon=node.params["eps"])
+
+
+@defop("batch_norm", samples=_batch_norm_samples, kind="norm", macs=0,
+       field=lambda node: "whole" if node.params["training"] else "keep",
+       onnx=_batch_norm_onnx)
 class BatchNorm(CompositeFunction):
     """(x - mean) / sqrt(var + eps) * weight + bias over channels (axis 1)."""
 

@@ -6,11 +6,13 @@
   avg_pool2d          x -> window sums / divisor
   avg_pool2d_spread   g -> g / divisor spread over each window (its adjoint)
 
-`padding` is (top, bottom, left, right): the functional layer adds the extra bottom/right rows
-that ceil_mode windows reach. The numpy loops are in `kernels/pool.py`.
+Each takes the `Window` the functional layer built (kernel, stride, padding, dilation,
+ceil_mode). The numpy loops are in `kernels/pool.py`.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 
@@ -22,14 +24,17 @@ from ..kernels.pool import (
     max_pool_gather,
     max_pool_scatter,
 )
+from ..kernels.windows import Window
 from ..tensor import Tensor
+from .conv import BACKWARD_ONLY, pool_label, window_of
+from .lowering import pads
 from .registry import Sample, defop
 
 
 def _max_pool_samples(rng: np.random.Generator) -> list[Sample]:
     def case(shape: tuple, label: str, kernel=(2, 2), stride=(2, 2), padding=(0, 0, 0, 0),
              dilation=(1, 1)) -> Sample:
-        params = {"kernel": kernel, "stride": stride, "padding": padding, "dilation": dilation}
+        params = {"window": Window(kernel, stride, padding, dilation)}
         return Sample((rng.permutation(np.prod(shape)).reshape(shape) * 0.1,), params, label)
 
     return [case((2, 2, 4, 4), "2x2 stride 2"),
@@ -38,19 +43,54 @@ def _max_pool_samples(rng: np.random.Generator) -> list[Sample]:
                  (2, 1))]
 
 
-def _window_params(params: dict) -> dict:
-    return {k: params[k] for k in ("kernel", "stride", "padding", "dilation")}
+def _pool_input(graph: Any, node: Context, inputs: list[str], fill: float
+                ) -> tuple[str, list[int]]:
+    """The pool's input and its pads attribute. ONNX Runtime loads no pool whose pad is as
+    large as the kernel (ceil_mode's extra rows can make it so): such pads become an
+    explicit Pad node with `fill`, and the pool pads nothing."""
+    window = node.params["window"]
+    top, bottom, left, right = padding = window.reach(*node.inputs[0].shape[2:])
+    kh, kw = window.kernel
+    if max(top, bottom) < kh and max(left, right) < kw:
+        return inputs[0], pads(padding)
+    widths = graph.constant(np.array([0, 0, top, left, 0, 0, bottom, right], np.int64))
+    value = graph.constant(np.array(fill, node.inputs[0].dtype))
+    return graph.add("Pad", [inputs[0], widths, value]), [0, 0, 0, 0]
 
 
-@defop("max_pool2d", samples=_max_pool_samples)
+def _max_pool_onnx(graph: Any, node: Context, inputs: list[str]) -> str:
+    window = node.params["window"]
+    source, padding = _pool_input(graph, node, inputs, -np.inf)
+    return graph.add("MaxPool", [source], kernel_shape=list(window.kernel),
+                     strides=list(window.stride), pads=padding,
+                     dilations=list(window.dilation), ceil_mode=0)
+
+
+def _avg_pool_onnx(graph: Any, node: Context, inputs: list[str]) -> str:
+    """AveragePool divides every window by KH*KW (pads counted as zeros); PyTorch's divisor
+    per output position then rescales: out = pooled * KH*KW / divisor."""
+    window = node.params["window"]
+    source, padding = _pool_input(graph, node, inputs, 0.0)
+    pooled = graph.add("AveragePool", [source], kernel_shape=list(window.kernel),
+                       strides=list(window.stride), pads=padding, count_include_pad=1,
+                       ceil_mode=0)
+    area = window.kernel[0] * window.kernel[1]
+    divisor = np.asarray(node.params["divisor"], dtype=node.output.dtype)
+    if divisor.ndim == 0 and divisor == area:
+        return pooled
+    return graph.add("Mul", [pooled, graph.constant((area / divisor).astype(divisor.dtype))])
+
+
+@defop("max_pool2d", samples=_max_pool_samples, kind="window", macs=0, window=window_of,
+       onnx=_max_pool_onnx, label=pool_label)
 class MaxPool2d(Function):
     """Max over windows; the gradient of a window goes to one maximal element."""
 
     backward_reads = ()
 
     @staticmethod
-    def forward(ctx: Context, x: np.ndarray, **window) -> np.ndarray:
-        out, winner = max_pool_forward(x, **window)
+    def forward(ctx: Context, x: np.ndarray, *, window: Window) -> np.ndarray:
+        out, winner = max_pool_forward(x, window)
         ctx.save_for_backward(winner)
         return out
 
@@ -58,19 +98,20 @@ class MaxPool2d(Function):
     def backward(ctx: Context, g: Tensor) -> tuple:
         (winner,) = ctx.saved
         return (MaxPool2dScatter.apply(g, winner=winner, input_hw=ctx.inputs[0].shape[2:],
-                                       **_window_params(ctx.params)),)
+                                       window=ctx.params["window"]),)
 
 
 def _scatter_samples(rng: np.random.Generator) -> list[Sample]:
     samples = []
     for s in _max_pool_samples(rng):
-        out, winner = max_pool_forward(s.args[0], **s.params)
+        out, winner = max_pool_forward(s.args[0], s.params["window"])
         params = {**s.params, "winner": winner, "input_hw": s.args[0].shape[2:]}
         samples.append(Sample((rng.standard_normal(out.shape),), params, s.label))
     return samples
 
 
-@defop("max_pool2d_scatter", samples=_scatter_samples)
+@defop("max_pool2d_scatter", samples=_scatter_samples, kind="adjoint", macs=0, field="keep",
+       onnx=BACKWARD_ONLY, label=pool_label)
 class MaxPool2dScatter(Function):
     """(N, C, OH, OW) -> (N, C, H, W): each value added at its window's winning element."""
 
@@ -78,37 +119,35 @@ class MaxPool2dScatter(Function):
 
     @staticmethod
     def forward(ctx: Context, g: np.ndarray, *, winner: np.ndarray, input_hw: tuple[int, int],
-                kernel: tuple[int, int], stride: tuple[int, int],
-                padding: tuple[int, int, int, int], dilation: tuple[int, int]) -> np.ndarray:
-        return max_pool_scatter(g, winner, input_hw, kernel, stride, padding, dilation)
+                window: Window) -> np.ndarray:
+        return max_pool_scatter(g, winner, input_hw, window)
 
     @staticmethod
     def backward(ctx: Context, u: Tensor) -> tuple:
-        params = dict(ctx.params)
-        del params["input_hw"]
-        return (MaxPool2dGather.apply(u, **params),)
+        return (MaxPool2dGather.apply(u, winner=ctx.params["winner"],
+                                      window=ctx.params["window"]),)
 
 
 def _gather_samples(rng: np.random.Generator) -> list[Sample]:
     samples = []
     for s in _max_pool_samples(rng):
-        _, winner = max_pool_forward(s.args[0], **s.params)
+        _, winner = max_pool_forward(s.args[0], s.params["window"])
         samples.append(Sample((rng.standard_normal(s.args[0].shape),),
                               {**s.params, "winner": winner}, s.label))
     return samples
 
 
-@defop("max_pool2d_gather", samples=_gather_samples)
+@defop("max_pool2d_gather", samples=_gather_samples, kind="adjoint", macs=0, field="whole",
+       onnx=BACKWARD_ONLY, label=pool_label)
 class MaxPool2dGather(Function):
     """(N, C, H, W) -> (N, C, OH, OW): each window's value at its winning element."""
 
     backward_reads = ()
 
     @staticmethod
-    def forward(ctx: Context, u: np.ndarray, *, winner: np.ndarray, kernel: tuple[int, int],
-                stride: tuple[int, int], padding: tuple[int, int, int, int],
-                dilation: tuple[int, int]) -> np.ndarray:
-        return max_pool_gather(u, winner, kernel, stride, padding, dilation)
+    def forward(ctx: Context, u: np.ndarray, *, winner: np.ndarray, window: Window
+                ) -> np.ndarray:
+        return max_pool_gather(u, winner, window)
 
     @staticmethod
     def backward(ctx: Context, g: Tensor) -> tuple:
@@ -119,7 +158,7 @@ class MaxPool2dGather(Function):
 def _avg_samples(rng: np.random.Generator) -> list[Sample]:
     def case(shape: tuple, label: str, kernel=(2, 2), stride=(2, 2), padding=(0, 0, 0, 0),
              divisor: float | np.ndarray = 4.0) -> Sample:
-        params = {"kernel": kernel, "stride": stride, "padding": padding, "divisor": divisor}
+        params = {"window": Window(kernel, stride, padding), "divisor": divisor}
         return Sample((rng.standard_normal(shape),), params, label)
 
     border = np.array([[4.0, 6.0], [6.0, 9.0]])  # 3x3 windows clipped at the padding
@@ -128,19 +167,17 @@ def _avg_samples(rng: np.random.Generator) -> list[Sample]:
                  (1, 1, 1, 1), border)]
 
 
-def _avg_params(params: dict) -> dict:
-    return {k: params[k] for k in ("kernel", "stride", "padding", "divisor")}
-
-
-@defop("avg_pool2d", samples=_avg_samples)
+@defop("avg_pool2d", samples=_avg_samples, kind="window", macs=0, window=window_of,
+       onnx=_avg_pool_onnx, label=pool_label)
 class AvgPool2d(Function):
     """Window sums divided by a divisor per output position (PyTorch's border rules)."""
 
     backward_reads = ()
 
     @staticmethod
-    def forward(ctx: Context, x: np.ndarray, **params) -> np.ndarray:
-        return avg_pool_forward(x, **params)
+    def forward(ctx: Context, x: np.ndarray, *, window: Window, divisor: float | np.ndarray
+                ) -> np.ndarray:
+        return avg_pool_forward(x, window, divisor)
 
     @staticmethod
     def backward(ctx: Context, g: Tensor) -> tuple:
@@ -156,18 +193,18 @@ def _spread_samples(rng: np.random.Generator) -> list[Sample]:
     return samples
 
 
-@defop("avg_pool2d_spread", samples=_spread_samples)
+@defop("avg_pool2d_spread", samples=_spread_samples, kind="adjoint", macs=0, field="keep",
+       onnx=BACKWARD_ONLY, label=pool_label)
 class AvgPool2dSpread(Function):
     """(N, C, OH, OW) -> (N, C, H, W): g / divisor added over each window (the adjoint)."""
 
     backward_reads = ()
 
     @staticmethod
-    def forward(ctx: Context, g: np.ndarray, *, input_hw: tuple[int, int],
-                kernel: tuple[int, int], stride: tuple[int, int],
-                padding: tuple[int, int, int, int], divisor: float | np.ndarray) -> np.ndarray:
-        return avg_pool_spread(g, input_hw, kernel, stride, padding, divisor)
+    def forward(ctx: Context, g: np.ndarray, *, input_hw: tuple[int, int], window: Window,
+                divisor: float | np.ndarray) -> np.ndarray:
+        return avg_pool_spread(g, input_hw, window, divisor)
 
     @staticmethod
     def backward(ctx: Context, u: Tensor) -> tuple:
-        return (AvgPool2d.apply(u, **_avg_params(ctx.params)),)
+        return (AvgPool2d.apply(u, window=ctx.params["window"], divisor=ctx.params["divisor"]),)

@@ -10,8 +10,10 @@ import numpy as np
 
 from ..autograd import Context, Function
 from ..tensor import Tensor
-from .elementwise import constant, normal
+from .lowering import NO_BATCH, batch_of, follow_batch, refuse_batch
 from .registry import Sample, defop
+from .samples import normal
+from .select import constant
 
 Axis = int | tuple[int, ...] | None
 
@@ -53,7 +55,29 @@ def _reduce_samples(rng: np.random.Generator) -> list[Sample]:
             Sample((x,), {"axis": (0, 2), "keepdims": True}, "two axes, keepdims")]
 
 
-@defop("sum", samples=_reduce_samples)
+def _reduce_onnx(op_type: str):
+    """ReduceSum/Max/Min over the op's axes; with a dynamic batch, never over the batch."""
+    def lower(graph: Any, node: Context, inputs: list[str]) -> str:
+        x, axis, keep = node.inputs[0], node.params["axis"], node.params["keepdims"]
+        axes = list(range(x.ndim)) if axis is None else list(axis)
+        batch = batch_of(graph, x)
+        if graph.dynamic and batch != NO_BATCH and (batch is None or batch in axes):
+            raise refuse_batch(node, "reduces over the batch axis (a mean there divides by "
+                                     "the batch size)" if batch is not None else
+                               "reduces a tensor whose batch axis was moved where the "
+                               "exporter cannot follow it")
+        follow_batch(graph, node, lambda at: at if keep else at - sum(a < at for a in axes))
+        if op_type == "ReduceSum":   # its axes are an input from opset 13
+            return graph.add(op_type, inputs + [graph.constant(np.array(axes, np.int64))],
+                             keepdims=int(keep))
+        return graph.add(op_type, inputs, axes=axes, keepdims=int(keep))
+    return lower
+
+
+REDUCE = {"kind": "reduce", "macs": 0}
+
+
+@defop("sum", samples=_reduce_samples, onnx=_reduce_onnx("ReduceSum"), **REDUCE)
 class Sum(Function):
     """Sum over `axis`."""
 
@@ -94,14 +118,14 @@ class _Extreme(Function):
         return (g.broadcast_to(x.shape) * constant(share.astype(x.dtype, copy=False)),)
 
 
-@defop("max", samples=_reduce_samples)
+@defop("max", samples=_reduce_samples, onnx=_reduce_onnx("ReduceMax"), **REDUCE)
 class Max(_Extreme):
     """Maximum over `axis`."""
 
     pick = staticmethod(np.max)
 
 
-@defop("min", samples=_reduce_samples)
+@defop("min", samples=_reduce_samples, onnx=_reduce_onnx("ReduceMin"), **REDUCE)
 class Min(_Extreme):
     """Minimum over `axis`."""
 
@@ -113,7 +137,11 @@ def _log_softmax_samples(rng: np.random.Generator) -> list[Sample]:
                                                           {"axis": 0}, "first axis")]
 
 
-@defop("log_softmax", samples=_log_softmax_samples)
+def _log_softmax_onnx(graph: Any, node: Context, inputs: list[str]) -> str:
+    return graph.add("LogSoftmax", inputs, axis=node.params["axis"])
+
+
+@defop("log_softmax", samples=_log_softmax_samples, onnx=_log_softmax_onnx, **REDUCE)
 class LogSoftmax(Function):
     """x - logsumexp(x) along `axis`, with logsumexp = m + log(sum(exp(x - m))), m = max x."""
 

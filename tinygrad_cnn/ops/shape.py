@@ -1,5 +1,6 @@
-"""Shape ops, each paired with its adjoint: reshape, transpose, broadcast_to / sum_to,
-getitem / index_add, pad, concatenate."""
+"""Ops that move or convert values without arithmetic: reshape, transpose, broadcast_to and
+its adjoint sum_to, cast, identity. (Indexing, padding and concatenation are in
+`indexing.py`.)"""
 
 from __future__ import annotations
 
@@ -12,12 +13,36 @@ import numpy as np
 
 from ..autograd import Context, Function
 from ..tensor import Tensor
-from .elementwise import normal
+from .lowering import NO_BATCH, batch_of, elementwise, follow_batch, refuse_batch
 from .reduce import normalize_axis
 from .registry import Sample, defop
+from .samples import normal, unary_samples
 
 
-@defop("reshape", samples=lambda rng: [Sample((normal(rng, 2, 6),), {"shape": (3, 2, 2)})])
+def _reshape_field(node: Context) -> str:
+    """A reshape that keeps the last two axes keeps the field; any other mixes positions."""
+    x, out = node.inputs[0], node.output
+    return "keep" if x.ndim >= 2 and out.ndim >= 2 and x.shape[-2:] == out.shape[-2:] \
+        else "whole"
+
+
+def _reshape_onnx(graph: Any, node: Context, inputs: list[str]) -> str:
+    """Reshape; with a dynamic batch, the batch axis must stay axis 0, copied (0)."""
+    before, after = node.inputs[0].shape, node.output.shape
+    shape = list(after)
+    batch = batch_of(graph, node.inputs[0])
+    if graph.dynamic and batch != NO_BATCH:
+        if batch != 0 or not shape or shape[0] != before[0]:
+            raise refuse_batch(node, f"reshapes {before} -> {after} across the batch axis "
+                                     f"(axis {batch})")
+        shape[0] = 0                        # ONNX: copy the (symbolic) batch size
+    follow_batch(graph, node, lambda axis: 0 if axis == 0 and after and after[0] == before[0]
+                 else None)
+    return graph.add("Reshape", inputs + [graph.constant(np.array(shape, np.int64))])
+
+
+@defop("reshape", samples=lambda rng: [Sample((normal(rng, 2, 6),), {"shape": (3, 2, 2)})],
+       kind="shape", macs=0, field=_reshape_field, onnx=_reshape_onnx)
 class Reshape(Function):
     """The same elements in another shape (row-major order)."""
 
@@ -61,7 +86,14 @@ def flatten(x: Tensor, start_axis: int = 0, end_axis: int = -1) -> Tensor:
     return x.reshape(x.shape[:start] + (merged,) + x.shape[end + 1:])
 
 
-@defop("transpose", samples=lambda rng: [Sample((normal(rng, 2, 3, 4),), {"axes": (2, 0, 1)})])
+def _transpose_onnx(graph: Any, node: Context, inputs: list[str]) -> str:
+    axes = list(node.params["axes"])
+    follow_batch(graph, node, axes.index)
+    return graph.add("Transpose", inputs, perm=axes)
+
+
+@defop("transpose", samples=lambda rng: [Sample((normal(rng, 2, 3, 4),), {"axes": (2, 0, 1)})],
+       kind="shape", macs=0, field="whole", onnx=_transpose_onnx)
 class Transpose(Function):
     """Axes permuted (numpy semantics)."""
 
@@ -96,9 +128,18 @@ def swap_last_axes(x: Tensor) -> Tensor:
     return transpose(x, axes)
 
 
+def _broadcast_onnx(graph: Any, node: Context, inputs: list[str]) -> str:
+    """Expand, by 1 along the axes that keep their size (so a batch axis stays symbolic)."""
+    before, after = node.inputs[0].shape, node.params["shape"]
+    padded = (1,) * (len(after) - len(before)) + tuple(before)
+    shape = [1 if b == a else a for b, a in zip(padded, after)]
+    return graph.add("Expand", inputs + [graph.constant(np.array(shape, np.int64))])
+
+
 @defop("broadcast_to", samples=lambda rng: [
     Sample((normal(rng, 3, 1),), {"shape": (2, 3, 4)}),
-    Sample((normal(rng),), {"shape": (2, 2)}, "0-d")])
+    Sample((normal(rng),), {"shape": (2, 2)}, "0-d")],
+    kind="shape", macs=0, field="keep", onnx=_broadcast_onnx)
 class BroadcastTo(Function):
     """x repeated along new leading axes and size-1 axes; adjoint of sum_to."""
 
@@ -129,7 +170,8 @@ def broadcast_to(x: Tensor, shape: Any) -> Tensor:
 
 @defop("sum_to", samples=lambda rng: [
     Sample((normal(rng, 2, 3, 4),), {"shape": (3, 1)}),
-    Sample((normal(rng, 2, 3),), {"shape": ()}, "to 0-d")])
+    Sample((normal(rng, 2, 3),), {"shape": ()}, "to 0-d")],
+    kind="reduce", macs=0, onnx="it appears in backward graphs only; export the forward model")
 class SumTo(Function):
     """Sum over the axes that broadcasting to x's shape would add; adjoint of broadcast_to."""
 
@@ -159,3 +201,40 @@ def sum_to(x: Tensor, shape: tuple[int, ...]) -> Tensor:
     if not fits:
         raise ValueError(f"sum_to: shape {shape} does not broadcast to {x.shape}")
     return SumTo.apply(x, shape=shape)
+
+
+def _cast_onnx(graph: Any, node: Context, inputs: list[str]) -> str:
+    from onnx import helper
+    return graph.add("Cast", inputs, to=helper.np_dtype_to_tensor_dtype(node.params["dtype"]))
+
+
+@defop("cast", samples=lambda rng: [Sample((normal(rng, 3, 4),), {"dtype": np.dtype("f8")})],
+       kind="shape", macs=0, field="keep", onnx=_cast_onnx)
+class Cast(Function):
+    """x converted to another dtype; the gradient is converted back."""
+
+    backward_reads = ()
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, *, dtype: np.dtype) -> np.ndarray:
+        return x.astype(dtype)
+
+    @staticmethod
+    def backward(ctx: Context, g: Tensor) -> tuple:
+        return (g.astype(ctx.inputs[0].dtype),)
+
+
+@defop("identity", samples=unary_samples(), kind="shape", macs=0, field="keep",
+       onnx=elementwise("Identity"))
+class Identity(Function):
+    """x itself, as a new node of the graph."""
+
+    backward_reads = ()
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray) -> np.ndarray:
+        return x
+
+    @staticmethod
+    def backward(ctx: Context, g: Tensor) -> tuple:
+        return (g,)
