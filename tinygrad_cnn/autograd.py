@@ -123,11 +123,6 @@ class Context:
         if self.recording:
             self.saved = arrays
 
-    def release(self) -> None:
-        """Free what the forward saved; the node can no longer run its backward."""
-        self.saved = None
-        self.released = True
-
     def __repr__(self) -> str:
         return f"<{self.name}>"
 
@@ -258,7 +253,7 @@ def _run_backward(nodes: list[Context], roots: Sequence[Tensor],
                 if input_grads.__class__ is not tuple or len(input_grads) != len(node.inputs):
                     _check_input_grads(node, input_grads)
             if not retain_graph:
-                node.saved, node.released = None, True   # node.release(), inline
+                node.saved, node.released = None, True   # freed: no second backward
             for index, (tensor, input_grad) in enumerate(zip(node.inputs, input_grads)):
                 if input_grad is None or not tensor.requires_grad:
                     continue

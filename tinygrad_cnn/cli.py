@@ -1,4 +1,7 @@
-"""The `tinygrad-cnn` command: info, gradcheck, graph, summary, train."""
+"""The `tinygrad-cnn` command: info, gradcheck, graph, summary, receptive-field, export,
+train. Each subcommand is a `cmd_*` function; an expected error is a `UsageError` (one
+line on stderr, exit code 2). Modules are imported inside the commands, so that `info`
+and `--help` start fast."""
 
 from __future__ import annotations
 
@@ -36,7 +39,7 @@ def _use_fast_kernels_if_possible(argv: Sequence[str]) -> None:
 
 # ----------------------------------------------------------------------------- commands
 def cmd_info(args: argparse.Namespace) -> int:
-    config.show_config()
+    print(config.show_config())
     print(f"{'registered ops':>18}: {len(REGISTRY)}")
     return 0
 
@@ -63,7 +66,7 @@ def cmd_gradcheck(args: argparse.Namespace) -> int:
         raise UsageError(f"unknown op {args.op!r}; registered ops: {', '.join(REGISTRY)}")
     if args.graph:
         raise UsageError("--graph draws the per-op check of --demo or --localize")
-    names = [args.op] if args.op else list(REGISTRY)
+    names = list(REGISTRY) if args.all or not args.op else [args.op]
     failures = 0
     print(f"{'op':<20} {'sample':<38} {'max abs err':>12} {'max rel err':>12} "
           f"{'1st':>4} {'2nd':>4}")

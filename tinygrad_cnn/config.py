@@ -119,11 +119,18 @@ def _advice(info: dict) -> str:
     return "This CPU has no AVX-512; the default kernels are the right ones."
 
 
-def show_config() -> dict:
-    """Print and return the BLAS configuration and what to set for faster kernels."""
-    info = {**blas_info(), "keeps freed memory": _allocator_tuned,
-            "pool threads": thread_count()}
-    for key, value in info.items():
-        print(f"{key:>18}: {value}")
-    print(f"{'advice':>18}: {_advice(info)}")
-    return info
+class ConfigReport(dict):
+    """The BLAS configuration (a dict); str() and the REPL give one line per entry and the
+    advice on faster kernels."""
+
+    def __str__(self) -> str:
+        lines = [f"{key:>18}: {value}" for key, value in self.items()]
+        return "\n".join(lines + [f"{'advice':>18}: {_advice(self)}"])
+
+    __repr__ = __str__
+
+
+def show_config() -> ConfigReport:
+    """The BLAS configuration and what to set for faster kernels (print it in a script)."""
+    return ConfigReport({**blas_info(), "keeps freed memory": _allocator_tuned,
+                         "pool threads": thread_count()})

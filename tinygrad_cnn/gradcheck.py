@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 
 from .autograd import enable_grad, grad_of, no_grad
+from .checking import flat_gradient, prepare_inputs
+from .locate import locate_gradient_error
 from .tensor import Buffer, Tensor
 
 __all__ = ["GradcheckError", "GradReport", "InputReport", "numerical_grad", "gradcheck",
@@ -95,30 +97,6 @@ class GradReport:
 
 
 # ----------------------------------------------------------------------------- helpers
-def prepare_inputs(inputs: Sequence[Any], caller: str
-                   ) -> tuple[list[Any], list[int], list[str]]:
-    """Copies of the inputs (checked ones as float64 arrays), which are checked, their names."""
-    values, checked, names = [], [], []
-    for i, value in enumerate(inputs):
-        names.append(value.name if isinstance(value, Tensor) and value.name else f"input {i}")
-        array = value.data if isinstance(value, Tensor) else np.asarray(value)
-        wanted = value.requires_grad if isinstance(value, Tensor) else \
-            not isinstance(value, Buffer)
-        if array.dtype.kind == "f" and wanted:
-            if array.dtype != np.float64:
-                warnings.warn(f"{caller}: input {i} is {array.dtype}; finite differences "
-                              "need float64, so it is checked as a float64 copy",
-                              stacklevel=3)
-            checked.append(i)
-            values.append(np.array(array, dtype=np.float64))
-        else:   # a Buffer is copied here and again for every call: inputs never change
-            values.append(np.array(array).view(Buffer) if isinstance(value, Buffer) else array)
-    if not checked:
-        raise ValueError(f"{caller}: no input to check; pass floating-point numpy arrays or "
-                         "Tensors with requires_grad=True")
-    return values, checked, names
-
-
 def _call(f: Callable, values: list[Any], checked: list[int],
           requires_grad: bool) -> tuple[Tensor, list[Tensor]]:
     tensors = [Tensor._make(v.copy() if isinstance(v, Buffer) else v,
@@ -281,13 +259,8 @@ def gradgradcheck(f: Callable, inputs: Sequence[Any], *, eps: float = 1e-6, atol
     upstream = np.random.default_rng(seed).standard_normal(out_shape)
 
     def first_gradient(*args: Tensor) -> Tensor:
-        xs, u = args[:-1], args[-1]
-        out = f(*xs)
-        targets = [xs[i] for i in checked]
-        grads = grad_of(out, targets, u, create_graph=True, allow_unused=True)
-        from .ops import concatenate
-        return concatenate([(g if g is not None else Tensor._make(
-            np.zeros(t.shape), False, None)).reshape(-1) for g, t in zip(grads, targets)])
+        xs, g = args[:-1], args[-1]
+        return flat_gradient(f(*xs), [xs[i] for i in checked], g)
 
     report = check_gradients(first_gradient, list(inputs) + [upstream], eps=eps, atol=atol,
                              rtol=rtol, seed=seed, _graph=True, _caller="gradgradcheck")
@@ -299,7 +272,6 @@ def gradgradcheck(f: Callable, inputs: Sequence[Any], *, eps: float = 1e-6, atol
 def _localized_verdict(f: Callable, inputs: Sequence[Any], report: GradReport, order: int,
                        eps: float, atol: float, rtol: float, raise_exception: bool) -> bool:
     """The verdict on a failed end-to-end check, from the per-op check of the same graph."""
-    from .locate import locate_gradient_error
     caller = "gradcheck" if order == 1 else "gradgradcheck"
     located = locate_gradient_error(f, inputs, eps=eps, atol=atol, rtol=rtol, order=order)
     kinks = [n for n in located.nodes if n.status == "not differentiable here"]

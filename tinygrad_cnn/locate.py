@@ -27,6 +27,8 @@ import numpy as np
 
 from . import trace
 from .autograd import Context, enable_grad, grad_of, topological_nodes
+from .checking import flat_gradient, prepare_inputs
+from .ops import spec_of
 from .tensor import Tensor
 
 __all__ = ["locate_gradient_error", "LocateReport", "NodeReport", "FULL_ELEMENTS",
@@ -36,7 +38,9 @@ FULL_ELEMENTS = 256     # inputs up to this size are checked element by element
 SAMPLED_ELEMENTS = 48   # larger ones: this many random elements...
 DIRECTIONS = 2          # ...plus this many random directions over the whole input
 EPS_SWEEP = (1e-2, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8)
-STATUSES = ("passed", "failed", "not differentiable here", "not checked")
+# a check status -> its colour in tables and graphs
+STATUS_COLOURS = {"passed": "#c3e6cb", "failed": "#f5c6cb",
+                  "not differentiable here": "#ffe08a", "not checked": "#e2e3e5"}
 
 
 @dataclass
@@ -124,12 +128,10 @@ class LocateReport:
         return "\n".join([title] + lines + self.notes())
 
     def _repr_html_(self) -> str:
-        colours = {"passed": "#d4edda", "failed": "#f8d7da",
-                   "not differentiable here": "#fff3cd", "not checked": "#e2e3e5"}
         cells = "".join(f"<th>{h}</th>" for h in ("node", "op", "where", "status",
                                                    "max rel err"))
         body = "".join(
-            f"<tr style='background:{colours[n.status]}'>" +
+            f"<tr style='background:{STATUS_COLOURS[n.status]}'>" +
             "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
             for n, row in zip(self.nodes, self.rows()))
         notes = "".join(f"<p>{html.escape(note)}</p>" for note in self.notes())
@@ -153,16 +155,12 @@ def _node_function(node: Context, order: int, differentiable: list[int]
         return op
 
     def first_gradient(*args: Tensor) -> Tensor:
-        xs, u = list(args[:-1]), args[-1]
+        xs, g = list(args[:-1]), args[-1]
         for i in differentiable:  # probes pass plain values: differentiate them anyway
             if not xs[i].requires_grad:
                 xs[i] = Tensor._make(xs[i].data, True, None)
         with enable_grad():
-            grads = grad_of(op(*xs), [xs[i] for i in differentiable], u,
-                            create_graph=True, allow_unused=True)
-        from .ops import concatenate
-        return concatenate([(g if g is not None else Tensor(np.zeros(xs[i].shape)))
-                            .reshape(-1) for g, i in zip(grads, differentiable)])
+            return flat_gradient(op(*xs), [xs[i] for i in differentiable], g)
     return first_gradient
 
 
@@ -330,9 +328,7 @@ def _diagnose(function, values, upstream, index, direction, analytic_value, atol
 
 def op_name(node: Context) -> str:
     """The registered name of the node's op, or its Function class's name."""
-    from .ops import REGISTRY
-    spec = REGISTRY.get(node.fn.name)
-    return node.fn.name if spec is not None and spec.function is node.fn else node.fn.__name__
+    return node.fn.name if spec_of(node) is not None else node.fn.__name__
 
 
 def _check_node(node: Context, order: int, eps: float, atol: float, rtol: float,
@@ -397,7 +393,6 @@ def locate_gradient_error(f: Callable, inputs: Sequence[Any], *, eps: float = 1e
     """
     if order not in (1, 2):
         raise ValueError(f"locate_gradient_error: order must be 1 or 2, got {order!r}")
-    from .gradcheck import prepare_inputs
     values, checked, names = prepare_inputs(inputs, "locate_gradient_error")
     tensors = [Tensor(v, requires_grad=i in checked, name=names[i] if i in checked else None)
                for i, v in enumerate(values)]

@@ -17,6 +17,7 @@ import numpy as np
 
 from . import functional as F
 from . import init
+from .gradcheck import check_gradients
 from .ops import concatenate
 from .tensor import Buffer, Tensor, buffer
 
@@ -267,7 +268,6 @@ def model_loss_gradcheck(name: str, seed: int = 0, elements: int = 24):
     """check_gradients of a model's cross-entropy loss on two 8x8 images, in float64, with
     respect to every parameter (finite differences on `elements` random entries of each;
     the analytic gradient is computed in full)."""
-    from .gradcheck import check_gradients
     model, init_model = get_model(name)
     rng = np.random.default_rng(seed)
     params = init_model(rng, image_size=8)

@@ -137,9 +137,9 @@ def _text_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def _bytes(count: int) -> str:
-    for unit in ("B", "KB", "MB"):
-        if count < 1024 or unit == "MB":
-            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
-        count /= 1024
-    return ""
+def _bytes(count: float) -> str:
+    """1023 B, 1.5 KB, 2.0 MB (MB the largest unit)."""
+    if count < 1024:
+        return f"{count:.0f} B"
+    kilobytes = count / 1024
+    return f"{kilobytes:.1f} KB" if kilobytes < 1024 else f"{kilobytes / 1024:.1f} MB"

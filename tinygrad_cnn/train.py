@@ -29,6 +29,7 @@ from .models import get_model, model_name
 from .plots import conv_outputs, write_pictures  # noqa: F401  (conv_outputs: public)
 from .tensor import Buffer, Tensor
 from .transforms import value_and_grad
+from .viz import RendererNotFound, draw_graph
 
 __all__ = ["Dataset", "load_dataset", "fit", "evaluate", "run", "OPTIMIZERS"]
 
@@ -204,7 +205,6 @@ def write_metrics(history: list[dict], out: Path, settings: dict) -> None:
 
 def write_graph(model: Callable, params: Any, dataset: Dataset, out: Path) -> str:
     """graph.svg of the model and its loss (graph.dot when no renderer is installed)."""
-    from .viz import RendererNotFound, draw_graph
     loss = F.cross_entropy(model(params, dataset.x_test[:2]), dataset.y_test[:2])
     try:
         with warnings.catch_warnings():

@@ -20,6 +20,7 @@ import numpy as np
 from .autograd import Context
 from .folding import block_label, folded_chains, op_label, repeats
 from .graph import forward_order, leaf_kind, walk
+from .locate import STATUS_COLOURS, LocateReport, op_name
 from .render import RendererNotFound, find_renderer, graph_class, graph_format, render
 from .tensor import Tensor
 from .tree import tree_flatten, tree_keys
@@ -40,9 +41,8 @@ STYLE = {
     "bad": {"color": "red", "fontcolor": "red", "penwidth": "2.5"},
 }
 # a gradient-check status -> (fill colour, DOT class copied into the SVG)
-CHECK_STYLE = {"passed": ("#c3e6cb", "check-passed"), "failed": ("#f5c6cb", "check-failed"),
-               "not differentiable here": ("#ffe08a", "check-nondiff"),
-               "not checked": ("#e2e3e5", "check-unchecked")}
+CHECK_CLASS = {"passed": "check-passed", "failed": "check-failed",
+               "not differentiable here": "check-nondiff", "not checked": "check-unchecked"}
 CHECK_SEVERITY = ("failed", "not differentiable here", "passed", "not checked")
 
 
@@ -167,7 +167,6 @@ def _draw_full(dot: graphviz.Digraph, roots: list[Tensor], tensors: list[Tensor]
 def _check_results(nodes: list[Context], check: Any) -> dict[int, Any]:
     """id(node) -> its NodeReport: by identity on the report's own graph, else by forward
     order and op name on a graph recorded by another call of the same function."""
-    from .locate import LocateReport, op_name
     if not isinstance(check, LocateReport):
         raise TypeError(f"to_dot: check must be the LocateReport of locate_gradient_error, "
                         f"got {type(check).__name__}")
@@ -188,8 +187,7 @@ def _check_results(nodes: list[Context], check: Any) -> dict[int, Any]:
 
 
 def _check_attrs(status: str, where: str) -> dict:
-    colour, css_class = CHECK_STYLE[status]
-    return {"fillcolor": colour, "class": css_class,
+    return {"fillcolor": STATUS_COLOURS[status], "class": CHECK_CLASS[status],
             "tooltip": _dot_text(f"{status}: {where}")}
 
 

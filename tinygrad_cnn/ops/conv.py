@@ -159,18 +159,19 @@ class Conv2dInputGrad(Function):
     backward_reads = (0, 1)
 
     @staticmethod
-    def forward(ctx: Context, g: np.ndarray, w: np.ndarray, *, input_hw: tuple[int, int],
-                window: Window, groups: int) -> np.ndarray:
-        return conv2d_input_grad(g, w, input_hw, window, groups)
+    def forward(ctx: Context, out_grad: np.ndarray, w: np.ndarray, *,
+                input_hw: tuple[int, int], window: Window, groups: int) -> np.ndarray:
+        return conv2d_input_grad(out_grad, w, input_hw, window, groups)
 
     @staticmethod
-    def backward(ctx: Context, u: Tensor) -> tuple:
-        g, w = ctx.inputs
-        need_g, need_w = ctx.needs_input_grad
+    def backward(ctx: Context, g: Tensor) -> tuple:
+        # out_grad is the conv's output gradient: T(g, w, out_grad) is the trilinear form
+        out_grad, w = ctx.inputs
+        need_out_grad, need_w = ctx.needs_input_grad
         geometry = _geometry(ctx.params)
-        grad_g = Conv2d.apply(u, w, **geometry) if need_g else None  # <g, conv(u, w)>
-        grad_w = Conv2dWeightGrad.apply(u, g, **geometry) if need_w else None
-        return grad_g, grad_w
+        grad_out_grad = Conv2d.apply(g, w, **geometry) if need_out_grad else None
+        grad_w = Conv2dWeightGrad.apply(g, out_grad, **geometry) if need_w else None
+        return grad_out_grad, grad_w
 
 
 def _weight_grad_samples(rng: np.random.Generator) -> list[Sample]:
@@ -186,19 +187,19 @@ class Conv2dWeightGrad(Function):
     backward_reads = (0, 1)
 
     @staticmethod
-    def forward(ctx: Context, x: np.ndarray, g: np.ndarray, *, window: Window, groups: int,
-                columns: np.ndarray | None = None) -> np.ndarray:
-        return conv2d_weight_grad(x, g, window, groups, columns=columns)
+    def forward(ctx: Context, x: np.ndarray, out_grad: np.ndarray, *, window: Window,
+                groups: int, columns: np.ndarray | None = None) -> np.ndarray:
+        return conv2d_weight_grad(x, out_grad, window, groups, columns=columns)
 
     @staticmethod
-    def backward(ctx: Context, v: Tensor) -> tuple:
-        x, g = ctx.inputs
-        need_x, need_g = ctx.needs_input_grad
+    def backward(ctx: Context, g: Tensor) -> tuple:
+        x, out_grad = ctx.inputs
+        need_x, need_out_grad = ctx.needs_input_grad
         geometry = _geometry(ctx.params)
-        grad_x = Conv2dInputGrad.apply(g, v, input_hw=x.shape[2:], **geometry) \
+        grad_x = Conv2dInputGrad.apply(out_grad, g, input_hw=x.shape[2:], **geometry) \
             if need_x else None
-        grad_g = Conv2d.apply(x, v, **geometry) if need_g else None  # <g, conv(x, v)>
-        return grad_x, grad_g
+        grad_out_grad = Conv2d.apply(x, g, **geometry) if need_out_grad else None
+        return grad_x, grad_out_grad
 
 
 # ----------------------------------------------------------------------------- unfold / fold

@@ -75,10 +75,12 @@ class MatMul(Function):
         if a.ndim == 2 and b.ndim == 2:  # the common case: no promotion, no batch
             return (g @ b.T if need_a else None), (a.T @ g if need_b else None)
         # promote 1-D operands to matrices as numpy does: (K,) @ ... is (1, K) @ ...
-        a2 = a if a.ndim > 1 else a.reshape(1, -1)
-        b2 = b if b.ndim > 1 else b.reshape(-1, 1)
-        batch = np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2])
-        g2 = g.reshape(batch + (a2.shape[-2], b2.shape[-1]))
-        grad_a = (g2 @ swap_last_axes(b2)).sum_to(a2.shape).reshape(a.shape) if need_a else None
-        grad_b = (swap_last_axes(a2) @ g2).sum_to(b2.shape).reshape(b.shape) if need_b else None
+        a_matrix = a if a.ndim > 1 else a.reshape(1, -1)
+        b_matrix = b if b.ndim > 1 else b.reshape(-1, 1)
+        batch = np.broadcast_shapes(a_matrix.shape[:-2], b_matrix.shape[:-2])
+        g_matrix = g.reshape(batch + (a_matrix.shape[-2], b_matrix.shape[-1]))
+        grad_a = (g_matrix @ swap_last_axes(b_matrix)).sum_to(a_matrix.shape).reshape(a.shape) \
+            if need_a else None
+        grad_b = (swap_last_axes(a_matrix) @ g_matrix).sum_to(b_matrix.shape).reshape(b.shape) \
+            if need_b else None
         return grad_a, grad_b

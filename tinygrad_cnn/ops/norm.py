@@ -58,11 +58,10 @@ def _lrn_samples(rng: np.random.Generator) -> list[Sample]:
 
 def _lrn_onnx(graph: Any, node: Context, inputs: list[str]) -> str:
     """ONNX's LRN (4-D, odd sizes); otherwise the window sum of squares as a Conv."""
-    p, x = node.params, node.inputs[0]
-    size = p["size"]
+    params, x = node.params, node.inputs[0]
+    size, alpha, beta, k = params["size"], params["alpha"], params["beta"], params["k"]
     if size % 2 and x.ndim == 4:
-        return graph.add("LRN", inputs, size=size, alpha=p["alpha"], beta=p["beta"],
-                         bias=p["k"])
+        return graph.add("LRN", inputs, size=size, alpha=alpha, beta=beta, bias=k)
     # an even window is placed differently in ONNX's LRN: sum the squares with a Conv
     channels, rest = x.shape[1], list(x.shape[2:])
     squares = graph.add("Mul", [inputs[0], inputs[0]])
@@ -73,9 +72,9 @@ def _lrn_onnx(graph: Any, node: Context, inputs: list[str]) -> str:
                        pads=[size // 2, 0, (size - 1) // 2, 0])
     window = graph.add("Reshape", [window, graph.constant(np.array([0, channels] + rest,
                                                                    np.int64))])
-    scaled = graph.add("Mul", [window, graph.constant(np.array(p["alpha"] / size, x.dtype))])
-    shifted = graph.add("Add", [scaled, graph.constant(np.array(p["k"], x.dtype))])
-    power = graph.add("Pow", [shifted, graph.constant(np.array(p["beta"], x.dtype))])
+    scaled = graph.add("Mul", [window, graph.constant(np.array(alpha / size, x.dtype))])
+    shifted = graph.add("Add", [scaled, graph.constant(np.array(k, x.dtype))])
+    power = graph.add("Pow", [shifted, graph.constant(np.array(beta, x.dtype))])
     return graph.add("Div", [inputs[0], power])
 
 

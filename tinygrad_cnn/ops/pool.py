@@ -2,7 +2,7 @@
 
   max_pool2d          x -> max of each window, remembering which element won
   max_pool2d_scatter  g -> g routed back to the winners (the max-pool backward)
-  max_pool2d_gather   u -> u read at the winners (adjoint of the scatter)
+  max_pool2d_gather   x -> x read at the winners (adjoint of the scatter)
   avg_pool2d          x -> window sums / divisor
   avg_pool2d_spread   g -> g / divisor spread over each window (its adjoint)
 
@@ -123,8 +123,8 @@ class MaxPool2dScatter(Function):
         return max_pool_scatter(g, winner, input_hw, window)
 
     @staticmethod
-    def backward(ctx: Context, u: Tensor) -> tuple:
-        return (MaxPool2dGather.apply(u, winner=ctx.params["winner"],
+    def backward(ctx: Context, g: Tensor) -> tuple:
+        return (MaxPool2dGather.apply(g, winner=ctx.params["winner"],
                                       window=ctx.params["window"]),)
 
 
@@ -145,9 +145,9 @@ class MaxPool2dGather(Function):
     backward_reads = ()
 
     @staticmethod
-    def forward(ctx: Context, u: np.ndarray, *, winner: np.ndarray, window: Window
+    def forward(ctx: Context, x: np.ndarray, *, winner: np.ndarray, window: Window
                 ) -> np.ndarray:
-        return max_pool_gather(u, winner, window)
+        return max_pool_gather(x, winner, window)
 
     @staticmethod
     def backward(ctx: Context, g: Tensor) -> tuple:
@@ -206,5 +206,5 @@ class AvgPool2dSpread(Function):
         return avg_pool_spread(g, input_hw, window, divisor)
 
     @staticmethod
-    def backward(ctx: Context, u: Tensor) -> tuple:
-        return (AvgPool2d.apply(u, window=ctx.params["window"], divisor=ctx.params["divisor"]),)
+    def backward(ctx: Context, g: Tensor) -> tuple:
+        return (AvgPool2d.apply(g, window=ctx.params["window"], divisor=ctx.params["divisor"]),)
