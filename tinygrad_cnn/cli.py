@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from . import config
+from .cli_options import DEMO_GRAPH, build_parser
 from .gradcheck import check_gradients, gradgradcheck
 from .ops import REGISTRY
 from .tensor import Buffer, Tensor
@@ -82,7 +83,6 @@ def cmd_gradcheck(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
-DEMO_GRAPH = "gradcheck_demo.svg"   # where --demo draws its picture without --graph
 
 
 def _graph_path(path: str) -> str:
@@ -307,118 +307,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-# ----------------------------------------------------------------------------- parser
-class _Parser(argparse.ArgumentParser):
-    """An option error is one line (the command, the option, what was expected), exit 2."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
-
-
-def _at_least(least: int):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            value = None
-        if value is None or value < least:
-            raise argparse.ArgumentTypeError(f"expected an integer >= {least}, got {text!r}")
-        return value
-    return parse
-
-
-def _learning_rate(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not (np.isfinite(value) and value >= 0):
-        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
-    return value
-
-
-def _model_name(text: str) -> str:
-    from .models import model_name
-    try:
-        return model_name(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="tinygrad-cnn", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    info = commands.add_parser("info", help="BLAS kernels, AVX-512 and what to set")
-    info.set_defaults(run=cmd_info)
-    gradcheck = commands.add_parser("gradcheck", help="autodiff vs numeric gradients")
-    which = gradcheck.add_mutually_exclusive_group()
-    which.add_argument("--op", help="one registered op (default: all)")
-    which.add_argument("--all", action="store_true", help="every registered op (default)")
-    gradcheck.add_argument("--model", type=_model_name,
-                           help="also check this model's loss (e.g. lenet5)")
-    gradcheck.add_argument("--localize", action="store_true",
-                           help="with --model: check every op of the loss on its own inputs")
-    gradcheck.add_argument("--demo", action="store_true",
-                           help="find a planted bug in a small conv net, op by op")
-    gradcheck.add_argument("--graph", help="with --localize or --demo: write the graph "
-                           "coloured by the check (.svg, .png or .dot; --demo: "
-                           f"{DEMO_GRAPH})")
-    gradcheck.set_defaults(run=cmd_gradcheck)
-    graph = commands.add_parser("graph", help="render a model's computation graph")
-    graph.add_argument("--model", default="lenet5", type=_model_name,
-                       help="lenet5, vgg, inception or alexnet")
-    graph.add_argument("--backward", action="store_true",
-                       help="draw the graph that backward(create_graph=True) records")
-    graph.add_argument("-o", "--output", default="graph.svg", help=".svg, .png, .pdf or .dot")
-    graph.add_argument("--max-nodes", type=int, default=None,
-                       help="fold the graph into blocks above this many ops")
-    graph.add_argument("--rankdir", default="TB", choices=["TB", "LR"])
-    graph.set_defaults(run=cmd_graph)
-    summary = commands.add_parser("summary", help="a table of a model's ops, params, MACs")
-    summary.add_argument("--model", default="lenet5", type=_model_name,
-                         help="lenet5, vgg, inception or alexnet")
-    summary.add_argument("--params", help="params.npz written by train (checked against "
-                         "the model)")
-    summary.set_defaults(run=cmd_summary)
-    field = commands.add_parser("receptive-field",
-                                help="draw each conv stage's receptive field")
-    field.add_argument("--model", default="lenet5", type=_model_name,
-                       help="lenet5, vgg, inception or alexnet")
-    field.add_argument("--params", help="params.npz written by train: add the trained model")
-    field.add_argument("-o", "--output", default="receptive_field.png")
-    field.set_defaults(run=cmd_receptive_field)
-    export = commands.add_parser("export", help="write a model as ONNX")
-    export.add_argument("--model", type=_model_name, help="lenet5, vgg, inception or alexnet")
-    export.add_argument("--params", help="params.npz written by train")
-    export.add_argument("-o", "--output", default="model.onnx")
-    export.set_defaults(run=cmd_export)
-    train = commands.add_parser("train", help="train a CNN and write what it learned")
-    train.add_argument("--dataset", choices=["digits", "mnist", "fashion-mnist", "mnist-t10k"],
-                       help="default digits; mnist-t10k: MNIST's test file alone, split "
-                       "8,000 / 2,000")
-    train.add_argument("--model", type=_model_name,
-                       help="lenet5 (default), vgg, inception or alexnet")
-    train.add_argument("--batch-norm", action="store_true",
-                       help="batch normalization after each conv (vgg)")
-    train.add_argument("--epochs", type=_at_least(1), default=None,
-                       help="default: 30 on digits, 8 on mnist-t10k, 5 on (fashion-)mnist")
-    train.add_argument("--batch-size", type=_at_least(1), help="default 64")
-    train.add_argument("--lr", type=_learning_rate, help="default: 2e-3 adam, 0.05 sgd")
-    train.add_argument("--optimizer", choices=["sgd", "adam"], help="default adam")
-    train.add_argument("--seed", type=_at_least(0), help="default 0")
-    train.add_argument("--out", default=None, help="output directory (runs/<timestamp>)")
-    train.add_argument("--data-root", default=None,
-                       help="folder with the IDX files (default: the download cache)")
-    train.add_argument("--max-steps", type=_at_least(1), default=None, help=argparse.SUPPRESS)
-    train.add_argument("--no-progress", action="store_true", help="no progress bars")
-    train.add_argument("--resume", metavar="RUN_DIR",
-                       help="continue a run from its folder (to --epochs in all)")
-    quiet_or_json = train.add_mutually_exclusive_group()
-    quiet_or_json.add_argument("--quiet", action="store_true", help="print the final line only")
-    quiet_or_json.add_argument("--json", action="store_true",
-                               help="print a JSON record per epoch (and a final one)")
-    train.set_defaults(run=cmd_train)
-    return parser
+COMMANDS = {"info": cmd_info, "gradcheck": cmd_gradcheck, "graph": cmd_graph,
+            "summary": cmd_summary, "receptive_field": cmd_receptive_field,
+            "export": cmd_export, "train": cmd_train}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -426,7 +317,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv and argv[0] == "train":
         _use_fast_kernels_if_possible(argv)
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser(COMMANDS).parse_args(argv)
     except SystemExit as stop:   # --help, or an option error already printed
         return int(stop.code or 0)
     try:
