@@ -115,7 +115,7 @@ def _through(node: Context, fields: list[Any]) -> Any:
     if not spatial:
         return None
     spec = spec_of(node)
-    rule = spec.field(node) if spec is not None else "whole"
+    rule = spec.field_of(node) if spec is not None else "whole"
     if any(f == WHOLE for _, f in spatial) or rule == "whole" or node.output.ndim < 2:
         return WHOLE
     if rule == "window":

@@ -22,7 +22,7 @@ __all__ = ["summary", "saved_arrays", "SummaryTable"]
 def _multiply_accumulates(node: Context) -> int:
     """The op's MACs as its spec counts them (0 for a user's own Function)."""
     spec = spec_of(node)
-    return int(spec.macs(node)) if spec is not None else 0
+    return spec.macs_of(node) if spec is not None else 0
 
 
 def saved_arrays(node: Context) -> list[np.ndarray]:

@@ -26,8 +26,9 @@ PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 # the files that implement ops and the engine: a node's `where` is the first frame outside
 # them (so the zoo's models.py and the demo count as user code)
 ENGINE_FILES = tuple(os.path.join(PACKAGE_DIR, name) for name in (
-    "tensor.py", "autograd.py", "transforms.py", "tree.py", "trace.py", "locate.py",
-    "gradcheck.py", "viz", "functional" + os.sep, "ops" + os.sep))
+    "tensor.py", "autograd.py", "gradmode.py", "graph.py", "transforms.py", "tree.py",
+    "trace.py", "checking.py", "locate.py", "gradcheck.py", "viz", "functional" + os.sep,
+    "ops" + os.sep))
 
 
 class _DebugState(threading.local):

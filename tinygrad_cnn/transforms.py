@@ -9,7 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from .autograd import _mode, enable_grad, grad_of
+from .autograd import grad_of
+from .gradmode import _mode, enable_grad
 from .ops import Identity, stack
 from .tensor import Buffer, Tensor, as_tensor
 from .tree import tree_flatten, tree_unflatten

@@ -60,6 +60,16 @@ def _conv_macs(node: Context) -> int:
     return node.output.size * math.prod(node.inputs[1].shape[1:])
 
 
+def _input_grad_macs(node: Context) -> int:
+    """Each element of g: C/G*KH*KW multiply-accumulates."""
+    return node.inputs[0].size * math.prod(node.inputs[1].shape[1:])
+
+
+def _weight_grad_macs(node: Context) -> int:
+    """Each element of g: C/G*KH*KW multiply-accumulates."""
+    return node.inputs[1].size * math.prod(node.output.shape[1:])
+
+
 def _conv_onnx(graph: Any, node: Context, inputs: list[str]) -> str:
     window = node.params["window"]
     return graph.add("Conv", inputs, kernel_shape=list(window.kernel),
@@ -151,7 +161,7 @@ def _input_grad_samples(rng: np.random.Generator) -> list[Sample]:
 
 
 @defop("conv2d_input_grad", samples=_input_grad_samples, kind="adjoint",
-       macs=lambda node: node.inputs[0].size * math.prod(node.inputs[1].shape[1:]),
+       macs=_input_grad_macs,
        field="whole", onnx=_conv_transpose_onnx, label=window_label)
 class Conv2dInputGrad(Function):
     """Gradient of conv2d with respect to its input: conv_transpose2d of g with w."""
@@ -179,7 +189,7 @@ def _weight_grad_samples(rng: np.random.Generator) -> list[Sample]:
 
 
 @defop("conv2d_weight_grad", samples=_weight_grad_samples, kind="adjoint",
-       macs=lambda node: node.inputs[1].size * math.prod(node.output.shape[1:]),
+       macs=_weight_grad_macs,
        field="whole", onnx=BACKWARD_ONLY, label=window_label)
 class Conv2dWeightGrad(Function):
     """Gradient of conv2d with respect to its weight, from input x and upstream g."""

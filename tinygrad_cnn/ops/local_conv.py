@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 
+from ..autograd import Context
 from ..kernels.windows import Window
 from ..tensor import Tensor
 from .composite import CompositeFunction
@@ -22,8 +23,12 @@ def _local_conv_samples(rng: np.random.Generator) -> list[Sample]:
                    strided, "stride, padding, dilation, no bias")]
 
 
-@defop("local_conv2d", samples=_local_conv_samples, kind="window",
-       macs=lambda node: node.output.size * math.prod(node.inputs[1].shape[3:]),
+def _local_conv_macs(node: Context) -> int:
+    """Each output element: C*KH*KW multiply-accumulates (its own filter)."""
+    return node.output.size * math.prod(node.inputs[1].shape[3:])
+
+
+@defop("local_conv2d", samples=_local_conv_samples, kind="window", macs=_local_conv_macs,
        window=window_of, onnx="ONNX has no locally connected layer", label=window_label)
 class LocalConv2d(CompositeFunction):
     """(N, C, H, W) with a filter (F, C, KH, KW) per output position -> (N, F, OH, OW)."""

@@ -109,8 +109,13 @@ def _batch_norm_onnx(graph: Any, node: Context, inputs: list[str]) -> str:
     return graph.add("BatchNormalization", inputs, epsilon=node.params["eps"])
 
 
+def _batch_norm_field(node: Context) -> str:
+    """keep in evaluation; whole in training, whose statistics mix the batch."""
+    return "whole" if node.params["training"] else "keep"
+
+
 @defop("batch_norm", samples=_batch_norm_samples, kind="norm", macs=0,
-       field=lambda node: "whole" if node.params["training"] else "keep",
+       field=_batch_norm_field,
        onnx=_batch_norm_onnx)
 class BatchNorm(CompositeFunction):
     """(x - mean) / sqrt(var + eps) * weight + bias over channels (axis 1)."""

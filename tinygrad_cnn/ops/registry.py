@@ -79,20 +79,21 @@ def _format_index(value: Any) -> str:
 
 @dataclass(frozen=True)
 class OpSpec:
-    """Everything about one op. `macs(node)`: multiply-accumulates of one call;
-    `window(node)`: its Window (window ops); `field(node)`: one of FIELDS; `onnx`: the
-    lowering `(graph, node, inputs) -> name` or why it has none; `torch`: the PyTorch
-    lowering or why it has none (None: not declared); `label(params)`: its parameters as
-    graphs show them."""
+    """Everything about one op, as declared by `defop`: `kind` (one of KINDS); `macs`, a
+    count or a function of the node (multiply-accumulates of one call); `window(node)`,
+    its Window (window ops); `field`, one of FIELDS or a function of the node giving one;
+    `onnx`, the lowering `(graph, node, inputs) -> name` or why there is none; `torch`, the
+    PyTorch lowering or why there is none (None: not declared); `label(params)`, its
+    parameters as graphs show them."""
 
     name: str
     function: type[Function]
     samples: Callable[[np.random.Generator], list[Sample]]
     doc: str
     kind: str
-    macs: Callable[[Context], int]
+    macs: int | Callable[[Context], int] | None
     window: Callable[[Context], Window] | None
-    field: Callable[[Context], str]
+    field: str | Callable[[Context], str] | None
     onnx: Callable | str | None
     torch: Callable | str | None
     label: Callable[[dict], str]
@@ -104,12 +105,14 @@ class OpSpec:
     def exports(self) -> bool:
         return callable(self.onnx)
 
+    def macs_of(self, node: Context) -> int:
+        return int(self.macs(node) if callable(self.macs) else self.macs or 0)
+
+    def field_of(self, node: Context) -> str:
+        return self.field(node) if callable(self.field) else self.field
+
 
 REGISTRY: dict[str, OpSpec] = {}
-
-
-def _as_callable(value: Any) -> Callable:
-    return value if callable(value) else (lambda node: value)
 
 
 def defop(name: str, samples: Callable[[np.random.Generator], list[Sample]], *, kind: str,
@@ -120,8 +123,8 @@ def defop(name: str, samples: Callable[[np.random.Generator], list[Sample]], *, 
           label: Callable[[dict], str] | None = None
           ) -> Callable[[type[Function]], type[Function]]:
     """Class decorator: name a Function and register it with its samples and facts.
-    `macs` is a count or a function of the node; `field` defaults by kind (FIELD_OF_KIND);
-    `onnx`/`torch` are lowerings or the reason there is none."""
+    `field` defaults by kind (FIELD_OF_KIND); `onnx`/`torch` are lowerings or the reason
+    there is none. tests/test_registry_facts.py checks that every op declares them all."""
     if kind not in KINDS:
         raise ValueError(f"defop {name!r}: kind must be one of {KINDS}, got {kind!r}")
     field = field if field is not None else FIELD_OF_KIND.get(kind)
@@ -133,10 +136,8 @@ def defop(name: str, samples: Callable[[np.random.Generator], list[Sample]], *, 
             raise ValueError(f"defop: an op named {name!r} is already registered")
         function.name = name
         doc = (function.__doc__ or "").strip().splitlines()
-        REGISTRY[name] = OpSpec(name, function, samples, doc[0] if doc else "", kind,
-                                _as_callable(macs) if macs is not None else None,
-                                window, _as_callable(field) if field is not None else None,
-                                onnx, torch, label or default_label)
+        REGISTRY[name] = OpSpec(name, function, samples, doc[0] if doc else "", kind, macs,
+                                window, field, onnx, torch, label or default_label)
         return function
 
     return register
@@ -152,4 +153,4 @@ def spec_of(node: Context) -> OpSpec | None:
 def is_convolution(node: Context) -> bool:
     """A window op with weights (conv2d, local_conv2d), as opposed to pooling or unfold."""
     spec = spec_of(node)
-    return spec is not None and spec.kind == "window" and spec.macs(node) > 0
+    return spec is not None and spec.kind == "window" and spec.macs_of(node) > 0
