@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from .. import ops
+from ..ops.select import Dropout
 from ..tensor import Tensor, as_tensor
 from .checks import _float_tensor
 
@@ -47,10 +48,9 @@ def dropout(x: Any, p: float = 0.5, training: bool = True,
         raise ValueError(f"dropout: p must be a probability in [0, 1], got {p!r}")
     if not training or p == 0:
         return x
-    if p == 1:
-        return x * 0.0
     rng = np.random.default_rng() if rng is None else rng
-    keep = rng.random(x.shape) >= p
-    return x * ops.constant((keep / (1 - p)).astype(x.dtype))
+    keep = rng.random(x.shape) >= p if p < 1 else np.zeros(x.shape, bool)
+    mask = (keep / (1 - p)).astype(x.dtype) if p < 1 else keep.astype(x.dtype)
+    return Dropout.apply(x, p=float(p), mask=mask)
 
 

@@ -94,7 +94,7 @@ def batch_norm(x: Any, running_mean: Any, running_var: Any, weight: Any = None,
     if x.size == 0:   # an empty batch: an empty output, the running statistics unchanged
         training = False
     out = BatchNorm.apply(x, weight.astype(x.dtype), bias.astype(x.dtype), *stats,
-                          training=bool(training), eps=float(eps))
+                          training=bool(training), eps=float(eps), momentum=float(momentum))
     if training:
         _update_running_stats(x.data, mean_array, var_array, momentum)
     return out

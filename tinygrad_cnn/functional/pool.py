@@ -124,7 +124,9 @@ def avg_pool2d(x: Any, kernel_size: IntPair, stride: IntPair | None = None,
         divisor: float | np.ndarray = float(divisor_override)
     else:
         divisor = _avg_divisor(x, window, count_include_pad)
-    out = AvgPool2d.apply(x, window=window, divisor=divisor)
+    out = AvgPool2d.apply(x, window=window, divisor=divisor,
+                          count_include_pad=bool(count_include_pad),
+                          divisor_override=divisor_override)
     return out.reshape(out.shape[1:]) if unbatch else out
 
 

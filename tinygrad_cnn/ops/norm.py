@@ -122,7 +122,10 @@ class BatchNorm(CompositeFunction):
 
     @classmethod
     def definition(cls, x: Tensor, weight: Tensor, bias: Tensor, running_mean: Tensor,
-                   running_var: Tensor, *, training: bool, eps: float) -> Tensor:
+                   running_var: Tensor, *, training: bool, eps: float,
+                   momentum: float = 0.1) -> Tensor:
+        # momentum: how the caller updates the running statistics (outside the graph, see
+        # functional.batch_norm); kept to name the op as PyTorch does
         axes = (0,) + tuple(range(2, x.ndim))
         shape = (1, -1) + (1,) * (x.ndim - 2)
         if training:   # the batch's statistics, biased variance

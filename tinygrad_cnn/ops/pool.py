@@ -157,14 +157,15 @@ class MaxPool2dGather(Function):
 # ----------------------------------------------------------------------------- average
 def _avg_samples(rng: np.random.Generator) -> list[Sample]:
     def case(shape: tuple, label: str, kernel=(2, 2), stride=(2, 2), padding=(0, 0, 0, 0),
-             divisor: float | np.ndarray = 4.0) -> Sample:
-        params = {"window": Window(kernel, stride, padding), "divisor": divisor}
+             divisor: float | np.ndarray = 4.0, count_include_pad: bool = True) -> Sample:
+        params = {"window": Window(kernel, stride, padding), "divisor": divisor,
+                  "count_include_pad": count_include_pad, "divisor_override": None}
         return Sample((rng.standard_normal(shape),), params, label)
 
-    border = np.array([[4.0, 6.0], [6.0, 9.0]])  # 3x3 windows clipped at the padding
+    border = np.array([[4.0, 6.0], [6.0, 9.0]])  # 3x3 windows clipped at the input
     return [case((2, 2, 4, 4), "2x2 stride 2"),
             case((1, 2, 3, 3), "3x3 stride 2 padding 1, overlapping", (3, 3), (2, 2),
-                 (1, 1, 1, 1), border)]
+                 (1, 1, 1, 1), border, count_include_pad=False)]
 
 
 @defop("avg_pool2d", samples=_avg_samples, kind="window", macs=0, window=window_of,
@@ -175,8 +176,11 @@ class AvgPool2d(Function):
     backward_reads = ()
 
     @staticmethod
-    def forward(ctx: Context, x: np.ndarray, *, window: Window, divisor: float | np.ndarray
+    def forward(ctx: Context, x: np.ndarray, *, window: Window, divisor: float | np.ndarray,
+                count_include_pad: bool = True, divisor_override: int | None = None
                 ) -> np.ndarray:
+        # divisor is what count_include_pad and divisor_override make of the window (see
+        # functional.avg_pool2d); they are kept to name the op as PyTorch does
         return avg_pool_forward(x, window, divisor)
 
     @staticmethod
@@ -187,7 +191,7 @@ class AvgPool2d(Function):
 def _spread_samples(rng: np.random.Generator) -> list[Sample]:
     samples = []
     for s in _avg_samples(rng):
-        out = avg_pool_forward(s.args[0], **s.params)
+        out = avg_pool_forward(s.args[0], s.params["window"], s.params["divisor"])
         samples.append(Sample((rng.standard_normal(out.shape),),
                               {**s.params, "input_hw": s.args[0].shape[2:]}, s.label))
     return samples
@@ -202,9 +206,12 @@ class AvgPool2dSpread(Function):
 
     @staticmethod
     def forward(ctx: Context, g: np.ndarray, *, input_hw: tuple[int, int], window: Window,
-                divisor: float | np.ndarray) -> np.ndarray:
+                divisor: float | np.ndarray, count_include_pad: bool = True,
+                divisor_override: int | None = None) -> np.ndarray:
         return avg_pool_spread(g, input_hw, window, divisor)
 
     @staticmethod
     def backward(ctx: Context, g: Tensor) -> tuple:
-        return (AvgPool2d.apply(g, window=ctx.params["window"], divisor=ctx.params["divisor"]),)
+        params = dict(ctx.params)
+        del params["input_hw"]
+        return (AvgPool2d.apply(g, **params),)

@@ -77,3 +77,26 @@ def where(condition: Any, x: Any, y: Any) -> Tensor:
     if mask.dtype != bool:
         raise TypeError(f"where: condition must be a boolean array, got dtype {mask.dtype}")
     return Where.apply(x, y, condition=mask)
+
+
+def _dropout_samples(rng: np.random.Generator) -> list[Sample]:
+    keep = rng.random((3, 4)) >= 0.3
+    return [Sample((normal(rng, 3, 4),), {"p": 0.3, "mask": keep / 0.7})]
+
+
+@defop("dropout", samples=_dropout_samples, kind="elementwise", macs=0,
+       onnx="it draws a random mask in training; export the model in evaluation mode, "
+            "where dropout records no op")
+class Dropout(Function):
+    """Inverted dropout: x times a mask of 0 (probability p) and 1/(1-p), drawn by the
+    caller (`functional.dropout`)."""
+
+    backward_reads = ()
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, *, p: float, mask: np.ndarray) -> np.ndarray:
+        return x * mask.astype(x.dtype, copy=False)
+
+    @staticmethod
+    def backward(ctx: Context, g: Tensor) -> tuple:
+        return (g * constant(ctx.params["mask"].astype(g.dtype, copy=False)),)
