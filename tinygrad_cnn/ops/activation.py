@@ -11,13 +11,14 @@ import numpy as np
 from ..autograd import Context, Function
 from ..tensor import Tensor
 from .arithmetic import ELEMENTWISE, broadcasting
-from .lowering import elementwise
+from .lowering import elementwise, torch_function
 from .registry import Sample, defop
 from .samples import away_from_zero, binary_samples, unary_samples
 from .select import constant, masked
 
 
-@defop("tanh", samples=unary_samples(), onnx=elementwise("Tanh"), **ELEMENTWISE)
+@defop("tanh", samples=unary_samples(), onnx=elementwise("Tanh"),
+       torch=torch_function("tanh"), **ELEMENTWISE)
 class Tanh(Function):
     """Hyperbolic tangent."""
 
@@ -34,7 +35,8 @@ class Tanh(Function):
         return (g * (1 - out * out),)
 
 
-@defop("sigmoid", samples=unary_samples(), onnx=elementwise("Sigmoid"), **ELEMENTWISE)
+@defop("sigmoid", samples=unary_samples(), onnx=elementwise("Sigmoid"),
+       torch=torch_function("sigmoid"), **ELEMENTWISE)
 class Sigmoid(Function):
     """1 / (1 + e^-x), computed without overflow."""
 
@@ -51,7 +53,8 @@ class Sigmoid(Function):
         return (g * out * (1 - out),)
 
 
-@defop("softplus", samples=unary_samples(), onnx=elementwise("Softplus"), **ELEMENTWISE)
+@defop("softplus", samples=unary_samples(), onnx=elementwise("Softplus"),
+       torch=torch_function("softplus", "F"), **ELEMENTWISE)
 class Softplus(Function):
     """log(1 + e^x), computed without overflow."""
 
@@ -66,7 +69,8 @@ class Softplus(Function):
         return (g * ctx.inputs[0].sigmoid(),)
 
 
-@defop("relu", samples=unary_samples(away_from_zero), onnx=elementwise("Relu"), **ELEMENTWISE)
+@defop("relu", samples=unary_samples(away_from_zero), onnx=elementwise("Relu"),
+       torch=torch_function("relu"), **ELEMENTWISE)
 class ReLU(Function):
     """max(x, 0); its derivative at 0 is taken as 0, at NaN as 1 (as PyTorch's: the
     gradient passes wherever the output is not 0)."""
@@ -85,7 +89,8 @@ class ReLU(Function):
         return (masked(g, mask),)
 
 
-@defop("abs", samples=unary_samples(away_from_zero), onnx=elementwise("Abs"), **ELEMENTWISE)
+@defop("abs", samples=unary_samples(away_from_zero), onnx=elementwise("Abs"),
+       torch=torch_function("abs"), **ELEMENTWISE)
 class Abs(Function):
     """|x|; its derivative at 0 is taken as 0, and at NaN as 0 too (PyTorch's sgn)."""
 
@@ -101,7 +106,8 @@ class Abs(Function):
 
 
 @defop("maximum", samples=lambda rng: binary_samples(rng, away_from_zero),
-       onnx=elementwise("Max"), **ELEMENTWISE)
+       onnx=elementwise("Max"),
+       torch=torch_function("maximum"), **ELEMENTWISE)
 class Maximum(Function):
     """Elementwise max(a, b); where a == b the gradient is split in halves, and where
     either is NaN both get all of it (PyTorch's rule: a's share is 0 only where a < b)."""
@@ -128,13 +134,18 @@ def _clip_onnx(graph: Any, node: Context, inputs: list[str]) -> str:
     return graph.add("Clip", inputs + bounds)
 
 
+def _clip_torch(b: Any, node: Context, args: list) -> Any:
+    """torch.clamp"""
+    return b.call(b.torch.clamp, args[0], min=node.params["low"], max=node.params["high"])
+
+
 def _clip_samples(rng: np.random.Generator) -> list[Sample]:
     x = away_from_zero(rng, 3, 4)
     return [Sample((x,), {"low": -0.05, "high": 0.05}, "both bounds"),
             Sample((x,), {"low": -0.05, "high": None}, "lower bound only")]
 
 
-@defop("clip", samples=_clip_samples, onnx=_clip_onnx, **ELEMENTWISE)
+@defop("clip", samples=_clip_samples, onnx=_clip_onnx, torch=_clip_torch, **ELEMENTWISE)
 class Clip(Function):
     """x limited to [low, high]; the gradient passes where low <= x <= high."""
 

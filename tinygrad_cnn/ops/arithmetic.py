@@ -9,7 +9,7 @@ import numpy as np
 
 from ..autograd import Context, Function
 from ..tensor import Tensor
-from .lowering import elementwise
+from .lowering import elementwise, torch_function
 from .registry import Sample, defop
 from .samples import away_from_zero, binary_samples, normal, positive, unary_samples
 from .select import constant, where
@@ -27,7 +27,8 @@ def broadcasting(name: str, operation: Callable, a: np.ndarray, b: np.ndarray) -
                          "be 1)") from None
 
 
-@defop("add", samples=binary_samples, onnx=elementwise("Add"), **ELEMENTWISE)
+@defop("add", samples=binary_samples, onnx=elementwise("Add"),
+       torch=torch_function("add"), **ELEMENTWISE)
 class Add(Function):
     """a + b"""
 
@@ -42,7 +43,8 @@ class Add(Function):
         return g, g
 
 
-@defop("sub", samples=binary_samples, onnx=elementwise("Sub"), **ELEMENTWISE)
+@defop("sub", samples=binary_samples, onnx=elementwise("Sub"),
+       torch=torch_function("sub"), **ELEMENTWISE)
 class Sub(Function):
     """a - b"""
 
@@ -57,7 +59,8 @@ class Sub(Function):
         return g, -g
 
 
-@defop("mul", samples=binary_samples, onnx=elementwise("Mul"), **ELEMENTWISE)
+@defop("mul", samples=binary_samples, onnx=elementwise("Mul"),
+       torch=torch_function("mul"), **ELEMENTWISE)
 class Mul(Function):
     """a * b"""
 
@@ -75,6 +78,7 @@ class Mul(Function):
 
 
 @defop("div", samples=lambda rng: binary_samples(rng, away_from_zero), onnx=elementwise("Div"),
+       torch=torch_function("div"),
        **ELEMENTWISE)
 class Div(Function):
     """a / b"""
@@ -94,7 +98,8 @@ class Div(Function):
         return grad_a, grad_b
 
 
-@defop("neg", samples=unary_samples(), onnx=elementwise("Neg"), **ELEMENTWISE)
+@defop("neg", samples=unary_samples(), onnx=elementwise("Neg"),
+       torch=torch_function("neg"), **ELEMENTWISE)
 class Neg(Function):
     """-x"""
 
@@ -120,7 +125,8 @@ def _pow_samples(rng: np.random.Generator) -> list[Sample]:
             Sample((positive(rng, 2, 3), normal(rng, 3)), label="broadcast")]
 
 
-@defop("pow", samples=_pow_samples, onnx=elementwise("Pow"), **ELEMENTWISE)
+@defop("pow", samples=_pow_samples, onnx=elementwise("Pow"),
+       torch=torch_function("pow"), **ELEMENTWISE)
 class Pow(Function):
     """a ** b"""
 
@@ -169,7 +175,8 @@ def _replaced(x: Tensor, mask: np.ndarray, value: float) -> Tensor:
     return where(mask, constant(np.asarray(value, x.dtype)), x)
 
 
-@defop("exp", samples=unary_samples(), onnx=elementwise("Exp"), **ELEMENTWISE)
+@defop("exp", samples=unary_samples(), onnx=elementwise("Exp"),
+       torch=torch_function("exp"), **ELEMENTWISE)
 class Exp(Function):
     """e ** x"""
 
@@ -185,7 +192,8 @@ class Exp(Function):
         return (g * ctx.output,)
 
 
-@defop("log", samples=unary_samples(positive), onnx=elementwise("Log"), **ELEMENTWISE)
+@defop("log", samples=unary_samples(positive), onnx=elementwise("Log"),
+       torch=torch_function("log"), **ELEMENTWISE)
 class Log(Function):
     """Natural logarithm."""
 
@@ -201,7 +209,8 @@ class Log(Function):
         return (g / ctx.inputs[0],)
 
 
-@defop("sqrt", samples=unary_samples(positive), onnx=elementwise("Sqrt"), **ELEMENTWISE)
+@defop("sqrt", samples=unary_samples(positive), onnx=elementwise("Sqrt"),
+       torch=torch_function("sqrt"), **ELEMENTWISE)
 class Sqrt(Function):
     """Square root."""
 

@@ -27,7 +27,7 @@ from ..kernels.conv import (
 )
 from ..kernels.windows import Window
 from ..tensor import Tensor
-from .lowering import pads
+from .lowering import pads, symmetric_input
 from .registry import Sample, default_label, defop, format_value
 
 
@@ -90,6 +90,46 @@ def _conv_transpose_onnx(graph: Any, node: Context, inputs: list[str]) -> str:
                      output_padding=extra)
 
 
+def _conv_torch(b: Any, node: Context, args: list) -> Any:
+    """F.conv2d (an uneven padding applied by F.pad first)"""
+    window = node.params["window"]
+    x, padding = symmetric_input(b, args[0], window.padding)
+    bias = args[2] if len(args) == 3 else None
+    return b.call(b.F.conv2d, x, args[1], bias, stride=window.stride, padding=padding,
+                  dilation=window.dilation, groups=node.params["groups"])
+
+
+def _conv_transpose_torch(b: Any, node: Context, args: list) -> Any:
+    """F.conv_transpose2d; output_padding makes the rows past the cropped padding"""
+    window, (g, w) = node.params["window"], node.inputs
+    top, _, left, _ = window.padding
+    symmetric = [(n - 1) * s - 2 * p + d * (k - 1) + 1 for n, s, p, d, k in zip(
+        g.shape[2:], window.stride, (top, left), window.dilation, w.shape[2:])]
+    extra = tuple(size - full for size, full in zip(node.params["input_hw"], symmetric))
+    return b.call(b.F.conv_transpose2d, args[0], args[1], stride=window.stride,
+                  padding=(top, left), output_padding=extra, groups=node.params["groups"],
+                  dilation=window.dilation)
+
+
+def _unfold_torch(b: Any, node: Context, args: list) -> Any:
+    """F.unfold"""
+    window = node.params["window"]
+    x, padding = symmetric_input(b, args[0], window.padding)
+    return b.call(b.F.unfold, x, window.kernel, dilation=window.dilation, padding=padding,
+                  stride=window.stride)
+
+
+def _fold_torch(b: Any, node: Context, args: list) -> Any:
+    """F.fold"""
+    window = node.params["window"]
+    top, bottom, left, right = window.padding
+    if top != bottom or left != right:
+        raise ValueError(f"fold ({node.where}): PyTorch's fold pads both sides alike, got "
+                         f"padding {window.padding}")
+    return b.call(b.F.fold, args[0], tuple(node.params["output_hw"]), window.kernel,
+                  dilation=window.dilation, padding=(top, left), stride=window.stride)
+
+
 BACKWARD_ONLY = "it appears in backward graphs only; export the forward model"
 
 
@@ -116,7 +156,7 @@ def _conv_samples(rng: np.random.Generator) -> list[Sample]:
 
 
 @defop("conv2d", samples=_conv_samples, kind="window", macs=_conv_macs, window=window_of,
-       onnx=_conv_onnx, label=window_label)
+       onnx=_conv_onnx, torch=_conv_torch, label=window_label)
 class Conv2d(Function):
     """Cross-correlation of (N, C, H, W) with (F, C/G, KH, KW), plus an optional bias (F,)
     added in the same pass -> (N, F, OH, OW)."""
@@ -162,7 +202,8 @@ def _input_grad_samples(rng: np.random.Generator) -> list[Sample]:
 
 @defop("conv2d_input_grad", samples=_input_grad_samples, kind="adjoint",
        macs=_input_grad_macs,
-       field="whole", onnx=_conv_transpose_onnx, label=window_label)
+       field="whole", onnx=_conv_transpose_onnx, torch=_conv_transpose_torch,
+       label=window_label)
 class Conv2dInputGrad(Function):
     """Gradient of conv2d with respect to its input: conv_transpose2d of g with w."""
 
@@ -190,7 +231,8 @@ def _weight_grad_samples(rng: np.random.Generator) -> list[Sample]:
 
 @defop("conv2d_weight_grad", samples=_weight_grad_samples, kind="adjoint",
        macs=_weight_grad_macs,
-       field="whole", onnx=BACKWARD_ONLY, label=window_label)
+       field="whole", onnx=BACKWARD_ONLY, torch="it appears in backward graphs only",
+       label=window_label)
 class Conv2dWeightGrad(Function):
     """Gradient of conv2d with respect to its weight, from input x and upstream g."""
 
@@ -219,7 +261,7 @@ def _unfold_samples(rng: np.random.Generator) -> list[Sample]:
 
 
 @defop("unfold", samples=_unfold_samples, kind="window", macs=0, window=window_of,
-       onnx="ONNX has no im2col op", label=window_label)
+       onnx="ONNX has no im2col op", torch=_unfold_torch, label=window_label)
 class Unfold(Function):
     """im2col: sliding windows of (N, C, H, W) as columns (N, C*KH*KW, OH*OW)."""
 
@@ -242,7 +284,7 @@ def _fold_samples(rng: np.random.Generator) -> list[Sample]:
 
 
 @defop("fold", samples=_fold_samples, kind="adjoint", macs=0, field="whole",
-       onnx="ONNX has no col2im op before opset 18", label=window_label)
+       onnx="ONNX has no col2im op before opset 18", torch=_fold_torch, label=window_label)
 class Fold(Function):
     """col2im: columns (N, C*KH*KW, OH*OW) summed back into (N, C, H, W)."""
 

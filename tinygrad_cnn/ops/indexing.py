@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numbers
+import operator
 from collections.abc import Sequence
 from typing import Any
 
@@ -81,8 +82,15 @@ def _getitem_onnx(graph: Any, node: Context, inputs: list[str]) -> str:
     return sliced
 
 
+def _getitem_torch(b: Any, node: Context, args: list) -> Any:
+    """x[index], index arrays as buffers"""
+    index = tuple(b.constant(part) if isinstance(part, np.ndarray) else part
+                  for part in node.params["index"])
+    return b.call(operator.getitem, args[0], index)
+
+
 @defop("getitem", samples=_getitem_samples, kind="select", macs=0, field="whole",
-       onnx=_getitem_onnx)
+       onnx=_getitem_onnx, torch=_getitem_torch)
 class GetItem(Function):
     """x[index]: basic and integer-array indexing; the adjoint of index_add."""
 
@@ -113,7 +121,8 @@ def _index_add_samples(rng: np.random.Generator) -> list[Sample]:
 
 
 @defop("index_add", samples=_index_add_samples, kind="select", macs=0, field="whole",
-       onnx="it appears in backward graphs only; export the forward model")
+       onnx="it appears in backward graphs only; export the forward model",
+       torch="it appears in backward graphs only")
 class IndexAdd(Function):
     """zeros(shape) with g added at [index] (repeated indices add up); adjoint of getitem."""
 
@@ -146,7 +155,14 @@ def _pad_onnx(graph: Any, node: Context, inputs: list[str]) -> str:
                                                               node.output.dtype))])
 
 
-@defop("pad", samples=_pad_samples, kind="select", macs=0, field="whole", onnx=_pad_onnx)
+def _pad_torch(b: Any, node: Context, args: list) -> Any:
+    """F.pad, (before, after) pairs from the last axis to the first"""
+    widths = tuple(w for pair in reversed(node.params["pad_width"]) for w in pair)
+    return b.call(b.F.pad, args[0], widths, value=node.params["value"])
+
+
+@defop("pad", samples=_pad_samples, kind="select", macs=0, field="whole", onnx=_pad_onnx,
+       torch=_pad_torch)
 class Pad(Function):
     """x surrounded by a constant: pad_width is ((before, after),) per axis, as numpy."""
 
@@ -194,7 +210,8 @@ def _concat_onnx(graph: Any, node: Context, inputs: list[str]) -> str:
 
 
 @defop("concatenate", samples=_concat_samples, kind="join", macs=0, field=_concat_field,
-       onnx=_concat_onnx)
+       onnx=_concat_onnx,
+       torch=lambda b, node, args: b.call(b.torch.cat, list(args), dim=node.params["axis"]))
 class Concatenate(Function):
     """Tensors joined along an existing axis."""
 

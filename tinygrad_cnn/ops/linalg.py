@@ -8,7 +8,7 @@ import numpy as np
 
 from ..autograd import Context, Function
 from ..tensor import Tensor
-from .lowering import NO_BATCH, batch_of
+from .lowering import NO_BATCH, batch_of, torch_function
 from .registry import Sample, defop
 from .samples import normal
 from .shape import swap_last_axes
@@ -54,7 +54,7 @@ def _matmul_onnx(graph: Any, node: Context, inputs: list[str]) -> str:
 
 
 @defop("matmul", samples=_matmul_samples, kind="linalg", macs=_matmul_macs,
-       onnx=_matmul_onnx)
+       onnx=_matmul_onnx, torch=torch_function("matmul"))
 class MatMul(Function):
     """a @ b"""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -11,6 +12,7 @@ from ..kernels.windows import Window
 from ..tensor import Tensor
 from .composite import CompositeFunction
 from .conv import Unfold, window_label, window_of
+from .lowering import symmetric_input
 from .registry import Sample, defop
 
 
@@ -28,7 +30,21 @@ def _local_conv_macs(node: Context) -> int:
     return node.output.size * math.prod(node.inputs[1].shape[3:])
 
 
+def _local_conv_torch(b: Any, node: Context, args: list) -> Any:
+    """F.unfold, then one filter per position: einsum("nkl,lfk->nfl")"""
+    window = node.params["window"]
+    x, padding = symmetric_input(b, args[0], window.padding)
+    out_h, out_w, filters = node.inputs[1].shape[:3]
+    cols = b.call(b.F.unfold, x, window.kernel, dilation=window.dilation, padding=padding,
+                  stride=window.stride)                                  # (N, C*KH*KW, L)
+    weight = b.call(b.torch.reshape, args[1], (out_h * out_w, filters, -1))
+    out = b.call(b.torch.einsum, "nkl,lfk->nfl", cols, weight)
+    out = b.call(b.torch.reshape, out, (-1, filters, out_h, out_w))
+    return b.call(b.torch.add, out, args[2]) if len(args) == 3 else out
+
+
 @defop("local_conv2d", samples=_local_conv_samples, kind="window", macs=_local_conv_macs,
+       torch=_local_conv_torch,
        window=window_of, onnx="ONNX has no locally connected layer", label=window_label)
 class LocalConv2d(CompositeFunction):
     """(N, C, H, W) with a filter (F, C, KH, KW) per output position -> (N, F, OH, OW)."""

@@ -66,3 +66,25 @@ def follow_batch(graph: Any, node: Context, rule: Callable[[int], int | None]) -
 
 def constant_of(graph: Any, value: Any, dtype: Any) -> str:
     return graph.constant(np.array(value, dtype))
+
+
+# ----------------------------------------------------------------------------- PyTorch
+# A PyTorch lowering is `(b, node, args) -> value`: `b` is the bridge's Builder (see
+# tinygrad_cnn/torch.py: `b.call`, `b.method`, `b.constant`, `b.submodule`, `b.key`,
+# `b.batched`, `b.torch`, `b.F`), `args` the fx values of the node's inputs.
+def torch_function(name: str, namespace: str = "torch") -> Callable:
+    """The lowering of an op that is one PyTorch function of the same inputs."""
+    def lower(b: Any, node: Context, args: list) -> Any:
+        module = b.torch if namespace == "torch" else b.F
+        return b.call(getattr(module, name), *args)
+    lower.__doc__ = f"{namespace}.{name}"
+    return lower
+
+
+def symmetric_input(b: Any, x: Any, padding: tuple[int, int, int, int]) -> tuple[Any, tuple]:
+    """(input, (ph, pw)) for a PyTorch window op, which pads both sides alike: an uneven
+    (top, bottom, left, right) padding becomes an explicit F.pad first."""
+    top, bottom, left, right = padding
+    if top == bottom and left == right:
+        return x, (top, left)
+    return b.call(b.F.pad, x, (left, right, top, bottom)), (0, 0)

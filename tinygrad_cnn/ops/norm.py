@@ -27,7 +27,8 @@ def _window_sum_samples(rng: np.random.Generator) -> list[Sample]:
 
 
 @defop("channel_window_sum", samples=_window_sum_samples, kind="norm", macs=0, field="keep",
-       onnx="it is exported as part of local_response_norm only")
+       onnx="it is exported as part of local_response_norm only",
+       torch="it is lowered as part of local_response_norm only")
 class ChannelWindowSum(Function):
     """out[:, c] = sum of x[:, c - before .. c + after], channels past the edges being 0."""
 
@@ -78,8 +79,15 @@ def _lrn_onnx(graph: Any, node: Context, inputs: list[str]) -> str:
     return graph.add("Div", [inputs[0], power])
 
 
+def _lrn_torch(b: Any, node: Context, args: list) -> Any:
+    """F.local_response_norm"""
+    params = node.params
+    return b.call(b.F.local_response_norm, args[0], params["size"], alpha=params["alpha"],
+                  beta=params["beta"], k=params["k"])
+
+
 @defop("local_response_norm", samples=_lrn_samples, kind="norm", macs=0, field="keep",
-       onnx=_lrn_onnx)
+       onnx=_lrn_onnx, torch=_lrn_torch)
 class LocalResponseNorm(CompositeFunction):
     """x / (k + alpha/size * sum over `size` neighbouring channels of x^2)^beta."""
 
@@ -109,6 +117,36 @@ def _batch_norm_onnx(graph: Any, node: Context, inputs: list[str]) -> str:
     return graph.add("BatchNormalization", inputs, epsilon=node.params["eps"])
 
 
+def _batch_norm_prefix(b: Any, node: Context) -> str | None:
+    """The key prefix of the params (weight, bias, running_mean, running_var), when they
+    are named as PyTorch names a batch norm module's, else None."""
+    keys = [b.key(t) for t in node.inputs[1:]]
+    if keys[0] is None or not keys[0].endswith(".weight"):
+        return None
+    prefix = keys[0][:-len(".weight")]
+    names = [f"{prefix}.{name}" for name in ("weight", "bias", "running_mean", "running_var")]
+    return prefix if keys == names else None
+
+
+def _batch_norm_torch(b: Any, node: Context, args: list) -> Any:
+    """nn.BatchNorm1d/2d holding the params (train() and eval() switch it), or
+    F.batch_norm when the params are not named as a module's"""
+    params, x = node.params, node.inputs[0]
+    prefix = _batch_norm_prefix(b, node)
+    if prefix is None:
+        return b.call(b.F.batch_norm, args[0], args[3], args[4], args[1], args[2],
+                      training=params["training"], momentum=params["momentum"],
+                      eps=params["eps"])
+    held = b.root.get_submodule(prefix)
+    kind = b.torch.nn.BatchNorm2d if x.ndim == 4 else b.torch.nn.BatchNorm1d
+    module = kind(x.shape[1], eps=params["eps"], momentum=params["momentum"],
+                  dtype=held.weight.dtype)
+    module.weight, module.bias = held.weight, held.bias
+    module.running_mean, module.running_var = held.running_mean, held.running_var
+    module.train(params["training"])
+    return b.submodule(prefix, module, args[0])
+
+
 def _batch_norm_field(node: Context) -> str:
     """keep in evaluation; whole in training, whose statistics mix the batch."""
     return "whole" if node.params["training"] else "keep"
@@ -116,7 +154,7 @@ def _batch_norm_field(node: Context) -> str:
 
 @defop("batch_norm", samples=_batch_norm_samples, kind="norm", macs=0,
        field=_batch_norm_field,
-       onnx=_batch_norm_onnx)
+       onnx=_batch_norm_onnx, torch=_batch_norm_torch)
 class BatchNorm(CompositeFunction):
     """(x - mean) / sqrt(var + eps) * weight + bias over channels (axis 1)."""
 

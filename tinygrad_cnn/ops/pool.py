@@ -27,7 +27,7 @@ from ..kernels.pool import (
 from ..kernels.windows import Window
 from ..tensor import Tensor
 from .conv import BACKWARD_ONLY, pool_label, window_of
-from .lowering import pads
+from .lowering import pads, symmetric_input
 from .registry import Sample, defop
 
 
@@ -81,8 +81,33 @@ def _avg_pool_onnx(graph: Any, node: Context, inputs: list[str]) -> str:
     return graph.add("Mul", [pooled, graph.constant((area / divisor).astype(divisor.dtype))])
 
 
+def _max_pool_torch(b: Any, node: Context, args: list) -> Any:
+    """F.max_pool2d (an uneven padding applied by F.pad with -inf first)"""
+    window = node.params["window"]
+    top, bottom, left, right = window.padding
+    x, padding = args[0], (top, left)
+    if top != bottom or left != right:
+        x = b.call(b.F.pad, x, (left, right, top, bottom), value=-np.inf)
+        padding = (0, 0)
+    return b.call(b.F.max_pool2d, x, window.kernel, window.stride, padding, window.dilation,
+                  ceil_mode=window.ceil_mode)
+
+
+def _avg_pool_torch(b: Any, node: Context, args: list) -> Any:
+    """F.avg_pool2d with the op's count_include_pad and divisor_override"""
+    window = node.params["window"]
+    x, padding = symmetric_input(b, args[0], window.padding)
+    if padding == (0, 0) and any(window.padding):
+        raise ValueError(f"avg_pool2d ({node.where}): PyTorch pads both sides alike, got "
+                         f"padding {window.padding}")
+    return b.call(b.F.avg_pool2d, x, window.kernel, window.stride, padding,
+                  ceil_mode=window.ceil_mode,
+                  count_include_pad=node.params.get("count_include_pad", True),
+                  divisor_override=node.params.get("divisor_override"))
+
+
 @defop("max_pool2d", samples=_max_pool_samples, kind="window", macs=0, window=window_of,
-       onnx=_max_pool_onnx, label=pool_label)
+       onnx=_max_pool_onnx, torch=_max_pool_torch, label=pool_label)
 class MaxPool2d(Function):
     """Max over windows; the gradient of a window goes to one maximal element."""
 
@@ -111,7 +136,8 @@ def _scatter_samples(rng: np.random.Generator) -> list[Sample]:
 
 
 @defop("max_pool2d_scatter", samples=_scatter_samples, kind="adjoint", macs=0, field="keep",
-       onnx=BACKWARD_ONLY, label=pool_label)
+       onnx=BACKWARD_ONLY, torch="it appears in backward graphs only",
+       label=pool_label)
 class MaxPool2dScatter(Function):
     """(N, C, OH, OW) -> (N, C, H, W): each value added at its window's winning element."""
 
@@ -138,7 +164,8 @@ def _gather_samples(rng: np.random.Generator) -> list[Sample]:
 
 
 @defop("max_pool2d_gather", samples=_gather_samples, kind="adjoint", macs=0, field="whole",
-       onnx=BACKWARD_ONLY, label=pool_label)
+       onnx=BACKWARD_ONLY, torch="it appears in backward graphs only",
+       label=pool_label)
 class MaxPool2dGather(Function):
     """(N, C, H, W) -> (N, C, OH, OW): each window's value at its winning element."""
 
@@ -169,7 +196,7 @@ def _avg_samples(rng: np.random.Generator) -> list[Sample]:
 
 
 @defop("avg_pool2d", samples=_avg_samples, kind="window", macs=0, window=window_of,
-       onnx=_avg_pool_onnx, label=pool_label)
+       onnx=_avg_pool_onnx, torch=_avg_pool_torch, label=pool_label)
 class AvgPool2d(Function):
     """Window sums divided by a divisor per output position (PyTorch's border rules)."""
 
@@ -198,7 +225,8 @@ def _spread_samples(rng: np.random.Generator) -> list[Sample]:
 
 
 @defop("avg_pool2d_spread", samples=_spread_samples, kind="adjoint", macs=0, field="keep",
-       onnx=BACKWARD_ONLY, label=pool_label)
+       onnx=BACKWARD_ONLY, torch="it appears in backward graphs only",
+       label=pool_label)
 class AvgPool2dSpread(Function):
     """(N, C, OH, OW) -> (N, C, H, W): g / divisor added over each window (the adjoint)."""
 

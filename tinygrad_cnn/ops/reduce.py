@@ -74,10 +74,22 @@ def _reduce_onnx(op_type: str):
     return lower
 
 
+def _reduce_torch(name: str) -> Any:
+    """torch.sum / amax / amin over the op's axes (all of them for axis=None)."""
+    def lower(b: Any, node: Context, args: list) -> Any:
+        axis = node.params["axis"]
+        dims = tuple(range(node.inputs[0].ndim)) if axis is None else axis
+        return b.call(getattr(b.torch, name), args[0], dim=dims,
+                      keepdim=node.params["keepdims"])
+    lower.__doc__ = f"torch.{name}"
+    return lower
+
+
 REDUCE = {"kind": "reduce", "macs": 0}
 
 
-@defop("sum", samples=_reduce_samples, onnx=_reduce_onnx("ReduceSum"), **REDUCE)
+@defop("sum", samples=_reduce_samples, onnx=_reduce_onnx("ReduceSum"),
+       torch=_reduce_torch("sum"), **REDUCE)
 class Sum(Function):
     """Sum over `axis`."""
 
@@ -118,14 +130,16 @@ class _Extreme(Function):
         return (g.broadcast_to(x.shape) * constant(share.astype(x.dtype, copy=False)),)
 
 
-@defop("max", samples=_reduce_samples, onnx=_reduce_onnx("ReduceMax"), **REDUCE)
+@defop("max", samples=_reduce_samples, onnx=_reduce_onnx("ReduceMax"),
+       torch=_reduce_torch("amax"), **REDUCE)
 class Max(_Extreme):
     """Maximum over `axis`."""
 
     pick = staticmethod(np.max)
 
 
-@defop("min", samples=_reduce_samples, onnx=_reduce_onnx("ReduceMin"), **REDUCE)
+@defop("min", samples=_reduce_samples, onnx=_reduce_onnx("ReduceMin"),
+       torch=_reduce_torch("amin"), **REDUCE)
 class Min(_Extreme):
     """Minimum over `axis`."""
 
@@ -141,7 +155,9 @@ def _log_softmax_onnx(graph: Any, node: Context, inputs: list[str]) -> str:
     return graph.add("LogSoftmax", inputs, axis=node.params["axis"])
 
 
-@defop("log_softmax", samples=_log_softmax_samples, onnx=_log_softmax_onnx, **REDUCE)
+@defop("log_softmax", samples=_log_softmax_samples, onnx=_log_softmax_onnx,
+       torch=lambda b, node, args: b.call(b.F.log_softmax, args[0], dim=node.params["axis"]),
+       **REDUCE)
 class LogSoftmax(Function):
     """x - logsumexp(x) along `axis`, with logsumexp = m + log(sum(exp(x - m))), m = max x."""
 

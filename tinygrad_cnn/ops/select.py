@@ -37,8 +37,13 @@ def _where_onnx(graph: Any, node: Context, inputs: list[str]) -> str:
     return graph.add("Where", [graph.constant(node.params["condition"])] + inputs)
 
 
+def _where_torch(b: Any, node: Context, args: list) -> Any:
+    """torch.where, the condition a buffer"""
+    return b.call(b.torch.where, b.constant(node.params["condition"]), *args)
+
+
 @defop("where", samples=_where_samples, kind="select", macs=0, field="keep",
-       onnx=_where_onnx)
+       onnx=_where_onnx, torch=_where_torch)
 class Where(Function):
     """x where condition holds, else y (broadcast together, as numpy.where)."""
 
@@ -84,7 +89,13 @@ def _dropout_samples(rng: np.random.Generator) -> list[Sample]:
     return [Sample((normal(rng, 3, 4),), {"p": 0.3, "mask": keep / 0.7})]
 
 
-@defop("dropout", samples=_dropout_samples, kind="elementwise", macs=0,
+def _dropout_torch(b: Any, node: Context, args: list) -> Any:
+    """nn.Dropout: a fresh mask per call in train(), the identity in eval()"""
+    b.count += 1
+    return b.submodule(f"dropout_{b.count}", b.torch.nn.Dropout(node.params["p"]), args[0])
+
+
+@defop("dropout", samples=_dropout_samples, kind="elementwise", macs=0, torch=_dropout_torch,
        onnx="it draws a random mask in training; export the model in evaluation mode, "
             "where dropout records no op")
 class Dropout(Function):

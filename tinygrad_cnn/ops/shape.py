@@ -41,8 +41,19 @@ def _reshape_onnx(graph: Any, node: Context, inputs: list[str]) -> str:
     return graph.add("Reshape", inputs + [graph.constant(np.array(shape, np.int64))])
 
 
+def _reshape_torch(b: Any, node: Context, args: list) -> Any:
+    """torch.reshape, the batch size left to PyTorch (-1)"""
+    before, after = node.inputs[0].shape, list(node.output.shape)
+    if b.batched(node.inputs[0]):
+        if not after or after[0] != before[0]:
+            raise ValueError(f"reshape ({node.where}): {before} -> {tuple(after)} moves the "
+                             "batch axis; the module would hold the example's batch size")
+        after[0] = -1
+    return b.call(b.torch.reshape, args[0], tuple(after))
+
+
 @defop("reshape", samples=lambda rng: [Sample((normal(rng, 2, 6),), {"shape": (3, 2, 2)})],
-       kind="shape", macs=0, field=_reshape_field, onnx=_reshape_onnx)
+       kind="shape", macs=0, field=_reshape_field, onnx=_reshape_onnx, torch=_reshape_torch)
 class Reshape(Function):
     """The same elements in another shape (row-major order)."""
 
@@ -93,7 +104,8 @@ def _transpose_onnx(graph: Any, node: Context, inputs: list[str]) -> str:
 
 
 @defop("transpose", samples=lambda rng: [Sample((normal(rng, 2, 3, 4),), {"axes": (2, 0, 1)})],
-       kind="shape", macs=0, field="whole", onnx=_transpose_onnx)
+       kind="shape", macs=0, field="whole", onnx=_transpose_onnx,
+       torch=lambda b, node, args: b.call(b.torch.permute, args[0], node.params["axes"]))
 class Transpose(Function):
     """Axes permuted (numpy semantics)."""
 
@@ -128,6 +140,13 @@ def swap_last_axes(x: Tensor) -> Tensor:
     return transpose(x, axes)
 
 
+def _expand_sizes(node: Context) -> list[int]:
+    """Tensor.expand's sizes: -1 along the axes that keep their size (a batch among them)."""
+    before, after = node.inputs[0].shape, node.params["shape"]
+    padded = (None,) * (len(after) - len(before)) + tuple(before)
+    return [-1 if b == a else a for b, a in zip(padded, after)]
+
+
 def _broadcast_onnx(graph: Any, node: Context, inputs: list[str]) -> str:
     """Expand, by 1 along the axes that keep their size (so a batch axis stays symbolic)."""
     before, after = node.inputs[0].shape, node.params["shape"]
@@ -139,7 +158,8 @@ def _broadcast_onnx(graph: Any, node: Context, inputs: list[str]) -> str:
 @defop("broadcast_to", samples=lambda rng: [
     Sample((normal(rng, 3, 1),), {"shape": (2, 3, 4)}),
     Sample((normal(rng),), {"shape": (2, 2)}, "0-d")],
-    kind="shape", macs=0, field="keep", onnx=_broadcast_onnx)
+    kind="shape", macs=0, field="keep", onnx=_broadcast_onnx,
+    torch=lambda b, node, args: b.method("expand", args[0], *_expand_sizes(node)))
 class BroadcastTo(Function):
     """x repeated along new leading axes and size-1 axes; adjoint of sum_to."""
 
@@ -171,7 +191,8 @@ def broadcast_to(x: Tensor, shape: Any) -> Tensor:
 @defop("sum_to", samples=lambda rng: [
     Sample((normal(rng, 2, 3, 4),), {"shape": (3, 1)}),
     Sample((normal(rng, 2, 3),), {"shape": ()}, "to 0-d")],
-    kind="reduce", macs=0, onnx="it appears in backward graphs only; export the forward model")
+    kind="reduce", macs=0, onnx="it appears in backward graphs only; export the forward model",
+    torch="it appears in backward graphs only")
 class SumTo(Function):
     """Sum over the axes that broadcasting to x's shape would add; adjoint of broadcast_to."""
 
@@ -203,13 +224,19 @@ def sum_to(x: Tensor, shape: tuple[int, ...]) -> Tensor:
     return SumTo.apply(x, shape=shape)
 
 
+def _cast_torch(b: Any, node: Context, args: list) -> Any:
+    """Tensor.to(dtype)"""
+    dtype = b.torch.from_numpy(np.empty(0, node.params["dtype"])).dtype
+    return b.method("to", args[0], dtype)
+
+
 def _cast_onnx(graph: Any, node: Context, inputs: list[str]) -> str:
     from onnx import helper
     return graph.add("Cast", inputs, to=helper.np_dtype_to_tensor_dtype(node.params["dtype"]))
 
 
 @defop("cast", samples=lambda rng: [Sample((normal(rng, 3, 4),), {"dtype": np.dtype("f8")})],
-       kind="shape", macs=0, field="keep", onnx=_cast_onnx)
+       kind="shape", macs=0, field="keep", onnx=_cast_onnx, torch=_cast_torch)
 class Cast(Function):
     """x converted to another dtype; the gradient is converted back."""
 
@@ -225,7 +252,7 @@ class Cast(Function):
 
 
 @defop("identity", samples=unary_samples(), kind="shape", macs=0, field="keep",
-       onnx=elementwise("Identity"))
+       onnx=elementwise("Identity"), torch=lambda b, node, args: args[0])
 class Identity(Function):
     """x itself, as a new node of the graph."""
 

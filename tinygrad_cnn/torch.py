@@ -1,0 +1,221 @@
+"""The model as a `torch.fx.GraphModule`, to train it with PyTorch (its optimizers,
+`DistributedDataParallel`, `torch.compile`, GPUs), and back (needs the `torch` extra).
+
+    module = to_torch(f, params, example_input)   # f(params, x) recorded once
+    y = module(x)                                 # any batch size
+    params = from_torch(module)                   # numpy arrays, the same keys
+
+Every op lowers through its `OpSpec.torch` entry (declared beside the op in `ops/`): a
+function `(builder, node, args) -> fx value`. Params become `nn.Parameter`s and Buffers
+registered buffers, under their keys (dotted keys are the submodule hierarchy, so
+`module.named_parameters()` yields the params' keys); batch norm becomes an
+`nn.BatchNorm1d/2d` holding its weight, bias and running statistics, dropout an
+`nn.Dropout`, so `module.train()` and `module.eval()` switch them as in PyTorch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from . import trace
+from .autograd import Context
+from .gradmode import enable_grad
+from .graph import forward_order
+from .ops import spec_of
+from .tensor import Buffer, Tensor
+from .tree import tree_flatten, tree_keys, tree_unflatten
+
+__all__ = ["to_torch", "from_torch", "BridgeError"]
+
+PARAM_KEYS = "tinygrad_params"   # the GraphModule attribute listing the params' keys
+
+
+class BridgeError(ValueError):
+    """A recorded op has no PyTorch lowering, or a param key no module can hold."""
+
+
+def _torch() -> Any:
+    try:
+        import torch
+        import torch.fx  # noqa: F401
+    except ImportError:
+        raise ImportError("to_torch needs PyTorch: pip install -e \".[torch]\" (on a machine "
+                          "without a GPU, pip install torch==2.13.0 installs the CPU "
+                          "build)") from None
+    return torch
+
+
+class Builder:
+    """What a lowering uses to add to the fx graph: `call(fn, *args, **kwargs)`,
+    `method(name, *args)`, `constant(array)` (a buffer: follows `module.double()`),
+    `submodule(name, module, *args)`, `key(tensor)` (a param's key) and `batched(tensor)`
+    (whether a tensor's first axis is the batch), plus `torch` and `F`."""
+
+    def __init__(self, torch: Any, root: Any, keys: dict[int, str]) -> None:
+        self.torch, self.F, self.root = torch, torch.nn.functional, root
+        self.graph = torch.fx.Graph()
+        self.keys = keys                      # id(tensor) -> param key
+        self.values: dict[int, Any] = {}      # id(tensor) -> fx node
+        self.batch: set[int] = set()          # ids of tensors that carry the batch axis
+        self.count = 0
+
+    def call(self, fn: Callable, *args: Any, **kwargs: Any) -> Any:
+        return self.graph.call_function(fn, args, kwargs)
+
+    def method(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        return self.graph.call_method(name, args, kwargs)
+
+    def constant(self, array: np.ndarray) -> Any:
+        self.count += 1
+        name = f"_constant_{self.count}"
+        self.root.register_buffer(name, self.torch.from_numpy(np.ascontiguousarray(array)))
+        return self.graph.get_attr(name)
+
+    def submodule(self, name: str, module: Any, *args: Any) -> Any:
+        _set_module(self.root, name, module)
+        return self.graph.call_module(name, args)
+
+    def key(self, tensor: Tensor) -> str | None:
+        return self.keys.get(id(tensor))
+
+    def batched(self, tensor: Tensor) -> bool:
+        return id(tensor) in self.batch
+
+
+def _set_module(root: Any, name: str, module: Any) -> None:
+    *parents, leaf = name.split(".")
+    owner = root
+    for part in parents:
+        owner = getattr(owner, part)
+    if leaf in owner._parameters:            # its tensors move into the module
+        del owner._parameters[leaf]
+    owner.add_module(leaf, module)
+
+
+def _holder(torch: Any, root: Any, key: str) -> tuple[Any, str]:
+    """The submodule that holds `key` (created along its dotted path) and the leaf name."""
+    *parents, leaf = key.split(".")
+    if not leaf or any(not part for part in parents):
+        raise BridgeError(f"to_torch: param key {key!r} cannot name a module attribute (an "
+                          "empty part); rename it")
+    owner = root
+    for part in parents:
+        if not hasattr(owner, part):
+            owner.add_module(part, torch.nn.Module())
+        owner = getattr(owner, part)
+    return owner, leaf
+
+
+def _register(torch: Any, root: Any, key: str, array: np.ndarray, buffer: bool) -> None:
+    owner, leaf = _holder(torch, root, key)
+    value = torch.from_numpy(np.array(array))
+    if buffer:
+        owner.register_buffer(leaf, value)
+    else:
+        owner.register_parameter(leaf, torch.nn.Parameter(value))
+
+
+def _record(f: Callable, params: Any, example: Any, train: bool, seed: int
+            ) -> tuple[Tensor, Tensor, list[str], list[Any]]:
+    """Run f once on copies of the params (Tensors that require grad, Buffers as Buffers)."""
+    leaves, spec = tree_flatten(params)
+    keys = tree_keys(params)
+    tensors = [np.array(leaf).view(Buffer) if isinstance(leaf, Buffer) else
+               Tensor(np.array(leaf.data if isinstance(leaf, Tensor) else leaf),
+                      requires_grad=True) for leaf in leaves]
+    x = Tensor(np.array(example.data if isinstance(example, Tensor) else example),
+               requires_grad=True)
+    options = {"train": True, "rng": np.random.default_rng(seed)} if train else {}
+    with enable_grad(), trace.tracing():
+        out = f(tree_unflatten(spec, tensors), x, **options)
+    if not isinstance(out, Tensor):
+        raise TypeError(f"to_torch: the model must return a Tensor, got {type(out).__name__}")
+    return out, x, keys, tensors
+
+
+def _lower(builder: Builder, node: Context) -> Any:
+    spec = spec_of(node)
+    where = node.where or "unknown line"
+    if spec is None:
+        raise BridgeError(f"to_torch: {node.fn.__name__} ({where}) is not a registered op "
+                          "and has no PyTorch lowering; write the model with registered ops")
+    if not callable(spec.torch):
+        raise BridgeError(f"to_torch: {node.name} ({where}) has no PyTorch lowering"
+                          + (f": {spec.torch}" if spec.torch else ""))
+    args = [_value(builder, tensor) for tensor in node.inputs]
+    if any(builder.batched(t) for t in node.inputs):
+        builder.batch.add(id(node.output))
+    return spec.torch(builder, node, args)
+
+
+def _value(builder: Builder, tensor: Tensor) -> Any:
+    """The fx node of a node input: the input, a param, an op output, or a new constant."""
+    found = builder.values.get(id(tensor))
+    if found is None:
+        key = builder.key(tensor)
+        found = builder.graph.get_attr(key) if key is not None else \
+            builder.constant(tensor.data)
+        builder.values[id(tensor)] = found
+    return found
+
+
+def to_torch(f: Callable, params: Any, example_input: Any, *, train: bool = False,
+             seed: int = 0) -> Any:
+    """`f(params, x)` as a `torch.fx.GraphModule` computing the same numbers in PyTorch.
+
+    The graph is recorded once on `example_input` (N, ...), in training mode with
+    `train=True` (the model is called as ``f(params, x, train=True, rng=...)``, as the
+    zoo's models are); no batch size is baked in. Raises BridgeError naming an op without
+    a PyTorch lowering and where it was called.
+    """
+    torch = _torch()
+    out, x, keys, tensors = _record(f, params, example_input, train, seed)
+    root = torch.nn.Module()
+    for key, tensor in zip(keys, tensors):
+        array = tensor if isinstance(tensor, Buffer) else tensor.data
+        _register(torch, root, key, np.asarray(array), isinstance(tensor, Buffer))
+    ids = {id(t): key for key, t in zip(keys, tensors) if not isinstance(t, Buffer)}
+    builder = Builder(torch, root, ids)
+    builder.keys.update(_buffer_ids(out, keys, tensors))
+    builder.values[id(x)] = builder.graph.placeholder("x")
+    builder.batch.add(id(x))
+    for node in forward_order([out]):
+        builder.values[id(node.output)] = _lower(builder, node)
+    builder.graph.output(_value(builder, out))
+    module = torch.fx.GraphModule(root, builder.graph)
+    module.graph.eliminate_dead_code()   # param reads that a module call replaced
+    module.recompile()
+    setattr(module, PARAM_KEYS, [(key, isinstance(t, Buffer)) for key, t in zip(keys, tensors)])
+    return module.train(train)
+
+
+def _buffer_ids(out: Tensor, keys: list[str], tensors: list[Any]) -> dict[int, str]:
+    """id(constant Tensor) -> key for the graph's constants that are a Buffer param's
+    array (ops wrap a Buffer in a constant Tensor sharing its memory)."""
+    pointers = {np.asarray(t).__array_interface__["data"][0]: key
+                for key, t in zip(keys, tensors) if isinstance(t, Buffer)}
+    found = {}
+    for node in forward_order([out]):
+        for tensor in node.inputs:
+            pointer = tensor.data.__array_interface__["data"][0]
+            if tensor.grad_fn is None and pointer in pointers:
+                found[id(tensor)] = pointers[pointer]
+    return found
+
+
+def from_torch(module: Any) -> dict[str, Any]:
+    """The params of a module `to_torch` made, as numpy arrays under their original keys
+    (buffers as `tg.Buffer`), after whatever PyTorch trained them to."""
+    entries = getattr(module, PARAM_KEYS, None)
+    if entries is None:
+        raise BridgeError("from_torch: the module was not made by to_torch (it has no "
+                          f"{PARAM_KEYS} attribute)")
+    state = module.state_dict()
+    params: dict[str, Any] = {}
+    for key, is_buffer in entries:
+        array = state[key].detach().cpu().numpy().copy()
+        params[key] = array.view(Buffer) if is_buffer else array
+    return params
