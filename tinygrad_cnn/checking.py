@@ -1,6 +1,6 @@
-"""What the gradient checkers (`gradcheck`, `locate`) share: their inputs prepared for
-finite differences, and a gradient flattened into one vector (the function whose own
-gradient a second-order check takes)."""
+"""What the checkers share: inputs prepared for finite differences and a gradient flattened
+into one vector (`gradcheck`, `locate`), and new inputs like an example, on which the
+exporters (`onnx`, `torch`) prove a model before handing it over."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from .autograd import grad_of
 from .ops import concatenate
 from .tensor import Buffer, Tensor
 
-__all__ = ["prepare_inputs", "flat_gradient"]
+__all__ = ["prepare_inputs", "flat_gradient", "probe_inputs"]
 
 
 def prepare_inputs(inputs: Sequence[Any], caller: str
@@ -48,3 +48,18 @@ def flat_gradient(out: Tensor, targets: list[Tensor], g: Tensor) -> Tensor:
     grads = grad_of(out, targets, g, create_graph=True, allow_unused=True)
     return concatenate([(grad if grad is not None else Tensor._make(
         np.zeros(t.shape), False, None)).reshape(-1) for grad, t in zip(grads, targets)])
+
+
+def probe_inputs(example: np.ndarray, dynamic: bool) -> list[np.ndarray]:
+    """New inputs like the example: its examples in another order plus noise, at its batch
+    size and (for a dynamic batch) at one more."""
+    if example.ndim == 0 or example.shape[0] == 0 or example.dtype.kind != "f":
+        return []
+    rng = np.random.default_rng(0)
+    finite = example[np.isfinite(example)]
+    scale = float(finite.std()) if finite.size else 1.0
+    rows = [np.roll(example, 1, axis=0)]
+    if dynamic:
+        rows.append(np.concatenate([example, example[:1]])[::-1])
+    return [(r + 0.5 * (scale or 1.0) * rng.standard_normal(r.shape)).astype(example.dtype)
+            for r in rows]

@@ -26,6 +26,7 @@ from .autograd import (
     no_grad,
     topological_nodes,
 )
+from .checking import probe_inputs
 from .data import write_atomically
 from .ops import REGISTRY, spec_of
 from .ops.lowering import NO_BATCH, ExportError
@@ -291,21 +292,6 @@ def _build_model(out: Tensor, x: Tensor, params_arrays: list, names: dict, deriv
 VERIFY_TOLERANCE = 1e-5
 
 
-def _probes(example: np.ndarray, dynamic: bool) -> list[np.ndarray]:
-    """New inputs like the example: its examples in another order plus noise, at its batch
-    size and (for a dynamic batch) at one more."""
-    if example.ndim == 0 or example.shape[0] == 0 or example.dtype.kind != "f":
-        return []
-    rng = np.random.default_rng(0)
-    finite = example[np.isfinite(example)]
-    scale = float(finite.std()) if finite.size else 1.0
-    rows = [np.roll(example, 1, axis=0)]
-    if dynamic:
-        rows.append(np.concatenate([example, example[:1]])[::-1])
-    return [(r + 0.5 * (scale or 1.0) * rng.standard_normal(r.shape)).astype(example.dtype)
-            for r in rows]
-
-
 def _verify(payload: bytes, f: Callable, params: Any, example: np.ndarray, dynamic: bool,
             dtype: Any, input_name: str) -> None:
     """Run the model in ONNX Runtime on new inputs and compare with f: ExportError if it
@@ -320,7 +306,7 @@ def _verify(payload: bytes, f: Callable, params: Any, example: np.ndarray, dynam
         raise ExportError(f"export: ONNX Runtime cannot load the exported model ({error}); "
                           "nothing was written (for another runtime, pass verify=False)"
                           ) from None
-    for probe in _probes(example, dynamic):
+    for probe in probe_inputs(example, dynamic):
         tree = tree_unflatten(tree_flatten(params)[1],
                               [_copy_leaf(leaf, dtype) for leaf in tree_flatten(params)[0]])
         with no_grad():

@@ -22,6 +22,7 @@ import numpy as np
 
 from . import trace
 from .autograd import Context
+from .checking import probe_inputs
 from .gradmode import enable_grad
 from .graph import forward_order
 from .ops import spec_of
@@ -61,6 +62,7 @@ class Builder:
         self.values: dict[int, Any] = {}      # id(tensor) -> fx node
         self.batch: set[int] = set()          # ids of tensors that carry the batch axis
         self.count = 0
+        self.derived: dict[int, Any] = {}     # arrays computed from the input (trace)
 
     def call(self, fn: Callable, *args: Any, **kwargs: Any) -> Any:
         return self.graph.call_function(fn, args, kwargs)
@@ -119,21 +121,23 @@ def _register(torch: Any, root: Any, key: str, array: np.ndarray, buffer: bool) 
 
 
 def _record(f: Callable, params: Any, example: Any, train: bool, seed: int
-            ) -> tuple[Tensor, Tensor, list[str], list[Any]]:
-    """Run f once on copies of the params (Tensors that require grad, Buffers as Buffers)."""
+            ) -> tuple[Tensor, Tensor, list[str], list[Any], list[np.ndarray], dict]:
+    """Run f once on copies of the params (Tensors that require grad, Buffers as Buffers);
+    also returns the params' values from before the run (training updates Buffers)."""
     leaves, spec = tree_flatten(params)
     keys = tree_keys(params)
     tensors = [np.array(leaf).view(Buffer) if isinstance(leaf, Buffer) else
                Tensor(np.array(leaf.data if isinstance(leaf, Tensor) else leaf),
                       requires_grad=True) for leaf in leaves]
+    before = [np.array(t if isinstance(t, Buffer) else t.data) for t in tensors]
     x = Tensor(np.array(example.data if isinstance(example, Tensor) else example),
                requires_grad=True)
     options = {"train": True, "rng": np.random.default_rng(seed)} if train else {}
-    with enable_grad(), trace.tracing():
+    with enable_grad(), trace.tracing(), trace.following_input(x.data) as derived:
         out = f(tree_unflatten(spec, tensors), x, **options)
     if not isinstance(out, Tensor):
         raise TypeError(f"to_torch: the model must return a Tensor, got {type(out).__name__}")
-    return out, x, keys, tensors
+    return out, x, keys, tensors, before, derived
 
 
 def _lower(builder: Builder, node: Context) -> Any:
@@ -145,6 +149,15 @@ def _lower(builder: Builder, node: Context) -> Any:
     if not callable(spec.torch):
         raise BridgeError(f"to_torch: {node.name} ({where}) has no PyTorch lowering"
                           + (f": {spec.torch}" if spec.torch else ""))
+    frozen = [key for key, value in node.params.items() if isinstance(value, np.ndarray)
+              and trace.is_derived(value, builder.derived)] + \
+        ["an input" for t in node.inputs if t.grad_fn is None and id(t) not in builder.values
+         and builder.key(t) is None and trace.is_derived(t.data, builder.derived)]
+    if frozen:
+        raise BridgeError(f"to_torch: {node.name} ({where}) uses {frozen[0]} computed from the "
+                          "model's input outside the recorded graph (a comparison, a cast to "
+                          "bool or int, detach() or an op under no_grad): the module would "
+                          "freeze it at the example's value. Compute it with recorded ops")
     args = [_value(builder, tensor) for tensor in node.inputs]
     if any(builder.batched(t) for t in node.inputs):
         builder.batch.add(id(node.output))
@@ -163,25 +176,32 @@ def _value(builder: Builder, tensor: Tensor) -> Any:
 
 
 def to_torch(f: Callable, params: Any, example_input: Any, *, train: bool = False,
-             seed: int = 0) -> Any:
+             seed: int = 0, verify: bool = True) -> Any:
     """`f(params, x)` as a `torch.fx.GraphModule` computing the same numbers in PyTorch.
 
     The graph is recorded once on `example_input` (N, ...), in training mode with
     `train=True` (the model is called as ``f(params, x, train=True, rng=...)``, as the
-    zoo's models are); no batch size is baked in. Raises BridgeError naming an op without
-    a PyTorch lowering and where it was called.
+    zoo's models are); no batch size is baked in. With `verify`, the module (in eval mode)
+    is run on two new inputs, at the example's batch size and one more, against
+    ``f(params, x)``: a model that depends on something the recording froze (a value
+    computed from the input outside the graph, the batch size) raises BridgeError. Raises
+    BridgeError too for an op without a PyTorch lowering, naming it and where it was
+    called. The module is returned in training mode with `train=True`, else in eval mode.
     """
     torch = _torch()
-    out, x, keys, tensors = _record(f, params, example_input, train, seed)
+    out, x, keys, tensors, before, derived = _record(f, params, example_input, train, seed)
     root = torch.nn.Module()
-    for key, tensor in zip(keys, tensors):
-        array = tensor if isinstance(tensor, Buffer) else tensor.data
-        _register(torch, root, key, np.asarray(array), isinstance(tensor, Buffer))
+    for key, tensor, array in zip(keys, tensors, before):
+        _register(torch, root, key, array, isinstance(tensor, Buffer))
     ids = {id(t): key for key, t in zip(keys, tensors) if not isinstance(t, Buffer)}
     builder = Builder(torch, root, ids)
+    builder.derived = derived
     builder.keys.update(_buffer_ids(out, keys, tensors))
     builder.values[id(x)] = builder.graph.placeholder("x")
     builder.batch.add(id(x))
+    for key, tensor in zip(keys, tensors):   # the module holds them in the params' order
+        if not isinstance(tensor, Buffer):
+            builder.values[id(tensor)] = builder.graph.get_attr(key)
     for node in forward_order([out]):
         builder.values[id(node.output)] = _lower(builder, node)
     builder.graph.output(_value(builder, out))
@@ -189,7 +209,37 @@ def to_torch(f: Callable, params: Any, example_input: Any, *, train: bool = Fals
     module.graph.eliminate_dead_code()   # param reads that a module call replaced
     module.recompile()
     setattr(module, PARAM_KEYS, [(key, isinstance(t, Buffer)) for key, t in zip(keys, tensors)])
+    if verify:
+        _verify(torch, module.eval(), f, params, x.data)
     return module.train(train)
+
+
+VERIFY_TOLERANCE = {np.dtype(np.float64): 1e-9, np.dtype(np.float32): 1e-4}
+
+
+def _verify(torch: Any, module: Any, f: Callable, params: Any, example: np.ndarray) -> None:
+    """The module against f on new inputs; BridgeError naming the first difference."""
+    for probe in probe_inputs(example, True):
+        want = np.asarray(f(params, Tensor(probe)).data)
+        try:
+            with torch.no_grad():
+                got = module(torch.from_numpy(probe)).numpy()
+        except RuntimeError as error:
+            raise BridgeError(f"to_torch: the module fails on a new input of batch "
+                              f"{len(probe)} ({str(error).splitlines()[0]}); the model "
+                              "depends on something the recording froze (the batch size, or "
+                              "a value computed from the input outside the graph)") from None
+        tolerance = VERIFY_TOLERANCE.get(want.dtype, 1e-4)
+        scale = float(np.abs(want[np.isfinite(want)]).max(initial=1.0))
+        close = got.shape == want.shape and np.isclose(
+            got, want, rtol=tolerance, atol=tolerance * scale, equal_nan=True)
+        if close is False or not np.all(close):
+            detail = f"shape {got.shape} where f gives {want.shape}" if close is False else \
+                f"{np.count_nonzero(~close)} elements differ from f"
+            raise BridgeError(f"to_torch: on a new input of batch {len(probe)} the module "
+                              f"computes {detail}; the model depends on something the "
+                              "recording froze (a value computed from the input outside "
+                              "the graph, such as a comparison, or the batch size)")
 
 
 def _buffer_ids(out: Tensor, keys: list[str], tensors: list[Any]) -> dict[int, str]:

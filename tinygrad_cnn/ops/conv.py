@@ -13,6 +13,7 @@ Geometry: a `Window` (kernel, stride, padding as (top, bottom, left, right), dil
 from __future__ import annotations
 
 import math
+import operator
 from typing import Any
 
 import numpy as np
@@ -100,15 +101,25 @@ def _conv_torch(b: Any, node: Context, args: list) -> Any:
 
 
 def _conv_transpose_torch(b: Any, node: Context, args: list) -> Any:
-    """F.conv_transpose2d; output_padding makes the rows past the cropped padding"""
-    window, (g, w) = node.params["window"], node.inputs
+    """F.conv_transpose2d; output_padding makes the rows past the cropped padding (or, when
+    PyTorch cannot say it so, the full transposed conv cropped to the op's padding)"""
+    window, g = node.params["window"], node.inputs[0]
     top, _, left, _ = window.padding
-    symmetric = [(n - 1) * s - 2 * p + d * (k - 1) + 1 for n, s, p, d, k in zip(
-        g.shape[2:], window.stride, (top, left), window.dilation, w.shape[2:])]
-    extra = tuple(size - full for size, full in zip(node.params["input_hw"], symmetric))
-    return b.call(b.F.conv_transpose2d, args[0], args[1], stride=window.stride,
-                  padding=(top, left), output_padding=extra, groups=node.params["groups"],
-                  dilation=window.dilation)
+    full = window.covered(*g.shape[2:])          # the rows and columns before any crop
+    extra = tuple(size - (cover - 2 * pad) for size, cover, pad in
+                  zip(node.params["input_hw"], full, (top, left)))
+    common = {"stride": window.stride, "groups": node.params["groups"],
+              "dilation": window.dilation}
+    if all(0 <= e < max(s, d) for e, s, d in zip(extra, window.stride, window.dilation)):
+        return b.call(b.F.conv_transpose2d, args[0], args[1], padding=(top, left),
+                      output_padding=extra, **common)
+    out = b.call(b.F.conv_transpose2d, args[0], args[1], **common)
+    height, width = node.params["input_hw"]
+    short = (max(0, left + width - full[1]), max(0, top + height - full[0]))
+    if any(short):
+        out = b.call(b.F.pad, out, (0, short[0], 0, short[1]))
+    return b.call(operator.getitem, out, (slice(None), slice(None), slice(top, top + height),
+                                          slice(left, left + width)))
 
 
 def _unfold_torch(b: Any, node: Context, args: list) -> Any:
@@ -120,14 +131,18 @@ def _unfold_torch(b: Any, node: Context, args: list) -> Any:
 
 
 def _fold_torch(b: Any, node: Context, args: list) -> Any:
-    """F.fold"""
+    """F.fold (an uneven padding: folded into the padded size, then cropped)"""
     window = node.params["window"]
     top, bottom, left, right = window.padding
-    if top != bottom or left != right:
-        raise ValueError(f"fold ({node.where}): PyTorch's fold pads both sides alike, got "
-                         f"padding {window.padding}")
-    return b.call(b.F.fold, args[0], tuple(node.params["output_hw"]), window.kernel,
-                  dilation=window.dilation, padding=(top, left), stride=window.stride)
+    height, width = node.params["output_hw"]
+    common = {"dilation": window.dilation, "stride": window.stride}
+    if top == bottom and left == right:
+        return b.call(b.F.fold, args[0], (height, width), window.kernel, padding=(top, left),
+                      **common)
+    padded = (height + top + bottom, width + left + right)
+    out = b.call(b.F.fold, args[0], padded, window.kernel, padding=(0, 0), **common)
+    return b.call(operator.getitem, out, (slice(None), slice(None), slice(top, top + height),
+                                          slice(left, left + width)))
 
 
 BACKWARD_ONLY = "it appears in backward graphs only; export the forward model"

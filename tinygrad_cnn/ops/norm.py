@@ -135,11 +135,11 @@ def _batch_norm_torch(b: Any, node: Context, args: list) -> Any:
     prefix = _batch_norm_prefix(b, node)
     if prefix is None:
         return b.call(b.F.batch_norm, args[0], args[3], args[4], args[1], args[2],
-                      training=params["training"], momentum=params["momentum"],
+                      training=params["training"], momentum=params.get("momentum", 0.1),
                       eps=params["eps"])
     held = b.root.get_submodule(prefix)
     kind = b.torch.nn.BatchNorm2d if x.ndim == 4 else b.torch.nn.BatchNorm1d
-    module = kind(x.shape[1], eps=params["eps"], momentum=params["momentum"],
+    module = kind(x.shape[1], eps=params["eps"], momentum=params.get("momentum", 0.1),
                   dtype=held.weight.dtype)
     module.weight, module.bias = held.weight, held.bias
     module.running_mean, module.running_var = held.running_mean, held.running_var

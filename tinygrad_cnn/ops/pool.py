@@ -191,7 +191,7 @@ def _avg_samples(rng: np.random.Generator) -> list[Sample]:
 
     border = np.array([[4.0, 6.0], [6.0, 9.0]])  # 3x3 windows clipped at the input
     return [case((2, 2, 4, 4), "2x2 stride 2"),
-            case((1, 2, 3, 3), "3x3 stride 2 padding 1, overlapping", (3, 3), (2, 2),
+            case((1, 2, 4, 4), "3x3 stride 2 padding 1, overlapping", (3, 3), (2, 2),
                  (1, 1, 1, 1), border, count_include_pad=False)]
 
 
