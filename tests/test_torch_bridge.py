@@ -225,3 +225,25 @@ def test_drawn_nets_convert_exactly_or_are_refused(examples):
 
     settings(max_examples=examples, deadline=None,
              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])(prop)()
+
+
+def test_importing_tinygrad_cnn_never_imports_torch():
+    import subprocess
+    import sys
+    code = ("import sys, tinygrad_cnn, tinygrad_cnn.functional, tinygrad_cnn.cli\n"
+            "assert 'torch' not in sys.modules, 'torch was imported'")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+def test_the_cli_writes_a_module_that_torch_load_returns(tmp_path, capsys):
+    from tinygrad_cnn.cli import main
+    path = tmp_path / "lenet5.pt"
+    assert main(["export", "--model", "lenet5", "--format", "torch", "-o", str(path)]) == 0
+    module = torch.load(path, weights_only=False)
+    model, init_model = models.get_model("lenet5")
+    params = init_model(np.random.default_rng(0))   # what the command exports untrained
+    x = np.random.default_rng(6).standard_normal((3, 1, 28, 28)).astype(np.float32)
+    np.testing.assert_allclose(module(torch.from_numpy(x)).detach().numpy(),
+                               model(params, x).data, rtol=1e-5, atol=1e-5)
+    assert list(from_torch(module)) == list(params)

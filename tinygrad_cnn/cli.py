@@ -263,24 +263,42 @@ def cmd_export(args: argparse.Namespace) -> int:
     if not args.model:
         raise UsageError("--model is needed to know the network the params belong to; "
                          f"choose one of {', '.join(MODELS)}")
-    try:
-        model, init_model = get_model(args.model)
-        from .onnx import ExportError, export
-    except (ValueError, ImportError) as error:
-        raise UsageError(str(error)) from None
+    output = args.output or ("model.pt" if args.format == "torch" else "model.onnx")
+    model, init_model = get_model(args.model)
     if args.params:
         params, image = _trained_params(args.model, args.params)
     else:
         params = init_model(np.random.default_rng(0))
         image = np.zeros((1, 1, 28, 28), np.float32)
         print("no --params: exporting the untrained model")
-    try:
-        export(model, params, image, args.output)
-    except (ExportError, OSError) as error:
-        raise UsageError(str(error)) from None
-    print(f"wrote {args.output}: {args.model}, input x (N, {', '.join(map(str, image.shape[1:]))})"
+    writer = _write_torch if args.format == "torch" else _write_onnx
+    writer(model, params, np.repeat(image, 2, axis=0), output)
+    print(f"wrote {output}: {args.model}, input x (N, {', '.join(map(str, image.shape[1:]))})"
           ", output y (N, classes)")
     return 0
+
+
+def _write_onnx(model: object, params: dict, image: np.ndarray, path: str) -> None:
+    try:
+        from .onnx import ExportError, export
+        export(model, params, image, path)
+    except (ExportError, ImportError, OSError) as error:
+        raise UsageError(str(error)) from None
+
+
+def _write_torch(model: object, params: dict, image: np.ndarray, path: str) -> None:
+    """The torch.fx module, pickled whole (torch.load(path, weights_only=False))."""
+    from pathlib import Path
+
+    from .data import write_atomically
+    try:
+        import torch
+
+        from .torch import BridgeError, to_torch
+        module = to_torch(model, params, image)
+        write_atomically(Path(path), lambda file: torch.save(module, file))
+    except (BridgeError, ImportError, OSError) as error:
+        raise UsageError(str(error)) from None
 
 
 def cmd_train(args: argparse.Namespace) -> int:

@@ -92,10 +92,14 @@ def build_parser(runs: dict[str, Callable]) -> argparse.ArgumentParser:
     field.add_argument("--params", help="params.npz written by train: add the trained model")
     field.add_argument("-o", "--output", default="receptive_field.png")
     field.set_defaults(run=runs["receptive_field"])
-    export = commands.add_parser("export", help="write a model as ONNX")
+    export = commands.add_parser("export", help="write a model as ONNX or a torch.fx module")
     export.add_argument("--model", type=_model_name, help="lenet5, vgg, inception or alexnet")
     export.add_argument("--params", help="params.npz written by train")
-    export.add_argument("-o", "--output", default="model.onnx")
+    export.add_argument("--format", choices=["onnx", "torch"], default="onnx",
+                        help="onnx (default) or torch: a file torch.load(path, "
+                        "weights_only=False) returns as the module")
+    export.add_argument("-o", "--output", default=None,
+                        help="default: model.onnx, or model.pt with --format torch")
     export.set_defaults(run=runs["export"])
     train = commands.add_parser("train", help="train a CNN and write what it learned")
     train.add_argument("--dataset", choices=["digits", "mnist", "fashion-mnist", "mnist-t10k"],
