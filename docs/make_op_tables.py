@@ -31,12 +31,14 @@ def _cell(text: str) -> str:
 
 
 def ops_table() -> str:
-    rows = ["| op | kind | computes | MACs | receptive field | ONNX |", "|---|---|---|---|---|---|"]
+    rows = ["| op | kind | computes | MACs | receptive field | ONNX | PyTorch |",
+            "|---|---|---|---|---|---|---|"]
     for name, spec in REGISTRY.items():
         macs = _first_line(spec.macs) or "counted" if callable(spec.macs) else str(spec.macs)
         onnx = "yes" if spec.exports else "no"
+        torch = "yes" if callable(spec.torch) else "no"
         rows.append(f"| `{name}` | {spec.kind} | {_cell(spec.doc)} | {_cell(macs)} | "
-                    f"{_cell(_field(spec))} | {onnx} |")
+                    f"{_cell(_field(spec))} | {onnx} | {torch} |")
     return "\n".join(rows)
 
 

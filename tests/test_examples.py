@@ -9,7 +9,11 @@ import pytest
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
-@pytest.mark.parametrize("name", sorted(p.name for p in EXAMPLES.glob("*.py")))
+SPAWNING = {"train_ddp.py"}   # starts processes of its own: run as a command below
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in EXAMPLES.glob("*.py")
+                                        if p.name not in SPAWNING))
 def test_example_runs(name, capsys, monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "argv", [name])
@@ -34,3 +38,16 @@ def test_readme_ten_lines_run(tmp_path, monkeypatch):
     exec(compile(code, "README.md", "exec"), namespace)
     assert namespace["loss"].shape == () and set(namespace["grads"]) == {"w1", "b1", "w2", "b2"}
     assert (tmp_path / "graph.dot").exists()
+
+
+def test_the_ddp_example_trains_on_two_processes_and_measures_here():
+    pytest.importorskip("torch")
+    pytest.importorskip("sklearn")
+    import re
+    import subprocess
+    done = subprocess.run([sys.executable, str(EXAMPLES / "train_ddp.py"), "--nproc", "2",
+                           "--epochs", "3"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    final = re.search(r"2 process\(es\), 3 epochs .* test accuracy ([0-9.]+) on 360 images",
+                      done.stdout)
+    assert final and float(final.group(1)) > 0.6, done.stdout
