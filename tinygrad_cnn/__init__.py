@@ -27,6 +27,7 @@ from .receptive import receptive_field
 from .summary import summary
 from .trace import AnomalyError, detect_anomaly
 from .transforms import grad, hvp, jacobian, value_and_grad
+from .view import Viewer, view
 from .viz import draw_graph, to_dot
 
 __all__ = [
@@ -36,7 +37,7 @@ __all__ = [
     "gradcheck", "gradgradcheck", "numerical_grad", "check_gradients", "GradcheckError",
     "GradReport", "REGISTRY", "concatenate", "stack", "where", "show_config", "to_dot",
     "draw_graph", "summary", "AnomalyError", "detect_anomaly",
-    "locate_gradient_error", "LocateReport", "NodeReport", "receptive_field",
+    "locate_gradient_error", "LocateReport", "NodeReport", "receptive_field", "view", "Viewer",
 ]
 
 keep_freed_memory()   # large temporaries reuse freed memory (see config.py)

@@ -42,6 +42,7 @@ class Context:
     where: str | None = None
     called: str | None = None
     sequence: int = -1
+    backward_of: Context | None = None   # while tracing: the node whose backward made it
     saved: tuple | None = ()
     released = False
     _output: weakref.ref | None = None
@@ -187,6 +188,7 @@ def _run_backward(nodes: list[Context], roots: Sequence[Tensor],
     found: dict[int, Tensor] = {}
     leaves: dict[int, Tensor] = {id(r): r for r in roots if r.grad_fn is None}
     anomaly = trace.state.anomaly
+    traced = trace.state.active      # tracing: each formula's ops remember their node
     with set_grad_enabled(create_graph):
         for node in nodes:
             output = node._output()
@@ -198,7 +200,7 @@ def _run_backward(nodes: list[Context], roots: Sequence[Tensor],
             if output.retains_grad:
                 kept = owned.take(g, create_graph)
                 output.grad = kept if output.grad is None else output.grad + kept
-            if anomaly or node.released:
+            if traced or node.released:
                 input_grads = _node_backward(node, g, anomaly)
             else:   # the common case inline: a call fewer per node
                 input_grads = node.fn.backward(node, g)
@@ -235,14 +237,19 @@ def _node_backward(node: Context, g: Tensor, anomaly: bool) -> tuple:
         raise RuntimeError(f"backward through {node.name} a second time: its saved arrays "
                            "were freed by the first backward; pass retain_graph=True to the "
                            "first one")
-    if not anomaly:
+    if not _debug.active:
         input_grads = node.fn.backward(node, g)
         _check_input_grads(node, input_grads)
         return input_grads
-    with trace.backward_formula():
-        input_grads = node.fn.backward(node, g)
+    with trace.formula_of(node):
+        if anomaly:
+            with trace.backward_formula():
+                input_grads = node.fn.backward(node, g)
+        else:
+            input_grads = node.fn.backward(node, g)
     _check_input_grads(node, input_grads)
-    trace.on_backward(node, g, input_grads)
+    if anomaly:
+        trace.on_backward(node, g, input_grads)
     return input_grads
 
 

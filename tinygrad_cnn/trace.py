@@ -39,6 +39,7 @@ class _DebugState(threading.local):
         self.counter = 0
         self.active = False   # tracing or anomaly: one attribute read per op when off
         self.derived: dict[int, Any] | None = None   # see `following_input`
+        self.backward_of: Any = None  # the node whose backward formula is running (tracing)
 
 
 state = _DebugState()
@@ -157,6 +158,7 @@ def _non_finite(array: np.ndarray) -> int:
 def on_forward(ctx: Any, arrays: list[np.ndarray], out: np.ndarray) -> None:
     """Called by `Function.apply` while tracing or in anomaly mode."""
     ctx.where, ctx.called = call_site()
+    ctx.backward_of = state.backward_of   # the forward node whose backward made this one
     ctx.sequence = state.counter
     state.counter += 1
     derived = state.derived
@@ -172,6 +174,20 @@ def on_forward(ctx: Any, arrays: list[np.ndarray], out: np.ndarray) -> None:
     if count and all(_non_finite(a) == 0 for a in arrays):
         op, inner = _names(ctx)
         raise AnomalyError(op, "forward", ctx.where, out.shape, count, True, inner_op=inner)
+
+
+class formula_of:
+    """While tracing: the ops a backward formula records remember its forward node
+    (`ctx.backward_of`), so a viewer can link the two graphs."""
+
+    def __init__(self, node: Any) -> None:
+        self.node = node
+
+    def __enter__(self) -> None:
+        self.previous, state.backward_of = state.backward_of, self.node
+
+    def __exit__(self, *exc: object) -> None:
+        state.backward_of = self.previous
 
 
 def on_backward(node: Any, g: Any, input_grads: tuple) -> None:
