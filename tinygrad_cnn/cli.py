@@ -65,8 +65,8 @@ def cmd_gradcheck(args: argparse.Namespace) -> int:
         return cmd_localize(args)
     if args.op and args.op not in REGISTRY:
         raise UsageError(f"unknown op {args.op!r}; registered ops: {', '.join(REGISTRY)}")
-    if args.graph:
-        raise UsageError("--graph draws the per-op check of --demo or --localize")
+    if args.graph or args.html:
+        raise UsageError("--graph and --html draw the per-op check of --demo or --localize")
     names = list(REGISTRY) if args.all or not args.op else [args.op]
     failures = 0
     print(f"{'op':<20} {'sample':<38} {'max abs err':>12} {'max rel err':>12} "
@@ -95,6 +95,48 @@ def _graph_path(path: str) -> str:
     return path
 
 
+def _html_path(path: str) -> str:
+    """`path` if a page can be written there, else the UsageError saying why (first)."""
+    from pathlib import Path
+    if Path(path).suffix.lower() not in (".html", ".htm"):
+        raise UsageError(f"cannot write {path}: the viewer is an .html file")
+    if not Path(path).parent.is_dir():
+        raise UsageError(f"cannot write {path}: the folder {Path(path).parent} does not exist")
+    return path
+
+
+def cmd_view(args: argparse.Namespace) -> int:
+    """The interactive viewer of a model and its loss (with --check, the op-by-op check)."""
+    from . import trace
+    from .view import view
+    output = _html_path(args.output or f"{args.model}.html")
+    if args.check:
+        from .locate import locate_gradient_error
+        from .models import get_model
+        model, init_model = get_model(args.model)
+        rng = np.random.default_rng(0)
+        params = {k: v.data.astype(np.float64) for k, v in
+                  init_model(rng, image_size=8).items()}
+        images, labels, keys = rng.standard_normal((2, 1, 8, 8)), np.array([1, 3]), list(params)
+        from . import functional as F
+        report = locate_gradient_error(
+            lambda *values: F.cross_entropy(model(dict(zip(keys, values)), images), labels),
+            [params[k] for k in keys])
+        print(report)
+        _write_page(view(report.output, check=report,
+                         title=f"{args.model}: the gradient check, op by op"), output)
+        return 0 if report.passed else 1
+    with trace.tracing():
+        model, params, images, loss = _example_loss(args.model)
+        if args.params:
+            from . import functional as F
+            params, image = _trained_params(args.model, args.params)
+            batch = np.random.default_rng(0).standard_normal((4,) + image.shape[1:])
+            loss = F.cross_entropy(model(params, batch.astype(np.float32)), np.arange(4))
+    _write_page(view(loss, params=params, title=f"{args.model} and its loss"), output)
+    return 0
+
+
 def _write_check_graph(report: object, path: str) -> None:
     from .viz import RendererNotFound, draw_graph
     try:
@@ -112,6 +154,8 @@ def cmd_localize(args: argparse.Namespace) -> int:
     """gradcheck --demo, or --model NAME --localize: the per-op check of a loss."""
     from .locate import locate_gradient_error
     path = _graph_path(args.graph or DEMO_GRAPH) if args.graph or args.demo else None
+    if args.html:
+        _html_path(args.html)
     if args.demo:
         from .demo import demo_inputs, demo_loss
         params, images, labels = demo_inputs()
@@ -137,7 +181,23 @@ def cmd_localize(args: argparse.Namespace) -> int:
     print(report)
     if path:
         _write_check_graph(report, path)
+    if args.html:
+        _write_page(_page_of(report, "the gradient check, op by op"), args.html)
     return 0 if args.demo or report.passed else 1
+
+
+def _page_of(report: object, title: str) -> object:
+    """The viewer of a localisation report's own graph, coloured by the check."""
+    from .view import view
+    return view(report.output, check=report, title=title)
+
+
+def _write_page(page: object, path: str) -> None:
+    try:
+        written = page.save(path)
+    except OSError as error:
+        raise UsageError(f"cannot write {path}: {error.strerror or error}") from None
+    print(f"wrote {written}: open it in a browser (one file, no network)")
 
 
 def _gradcheck_model(name: str) -> int:
@@ -325,7 +385,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"info": cmd_info, "gradcheck": cmd_gradcheck, "graph": cmd_graph,
+COMMANDS = {"info": cmd_info, "gradcheck": cmd_gradcheck, "graph": cmd_graph, "view": cmd_view,
             "summary": cmd_summary, "receptive_field": cmd_receptive_field,
             "export": cmd_export, "train": cmd_train}
 

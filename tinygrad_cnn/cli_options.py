@@ -68,7 +68,17 @@ def build_parser(runs: dict[str, Callable]) -> argparse.ArgumentParser:
     gradcheck.add_argument("--graph", help="with --localize or --demo: write the graph "
                            "coloured by the check (.svg, .png or .dot; --demo: "
                            f"{DEMO_GRAPH})")
+    gradcheck.add_argument("--html", help="with --localize or --demo: write the interactive "
+                           "viewer of the check (.html)")
     gradcheck.set_defaults(run=runs["gradcheck"])
+    view = commands.add_parser("view", help="write the interactive viewer of a model (HTML)")
+    view.add_argument("--model", default="lenet5", type=_model_name,
+                      help="lenet5, vgg, inception or alexnet")
+    view.add_argument("--params", help="params.npz written by train")
+    view.add_argument("--check", action="store_true",
+                      help="colour the graph by the op-by-op gradient check of the loss")
+    view.add_argument("-o", "--output", default=None, help="default: MODEL.html")
+    view.set_defaults(run=runs["view"])
     graph = commands.add_parser("graph", help="render a model's computation graph")
     graph.add_argument("--model", default="lenet5", type=_model_name,
                        help="lenet5, vgg, inception or alexnet")

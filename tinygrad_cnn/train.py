@@ -2,7 +2,7 @@
 
 `fit` is the loop (value_and_grad, an optimizer, batches); `run` adds data loading, the
 per-epoch table and the output directory: params.npz, metrics.json/.csv, curves.png,
-filters.png, feature_maps.png and graph.svg.
+filters.png, feature_maps.png, graph.svg and graph.html (the interactive viewer).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import numpy as np
 
 from . import data as datasets
 from . import functional as F
-from . import optim
+from . import optim, trace
 from .autograd import no_grad
 from .models import get_model, model_name
 from .plots import conv_outputs, write_pictures  # noqa: F401  (conv_outputs: public)
@@ -37,6 +37,7 @@ from .runstate import (  # noqa: F401  (CHECKPOINT, TrainingInterrupted: public 
 )
 from .tensor import Tensor
 from .transforms import value_and_grad
+from .view import view
 from .viz import RendererNotFound, draw_graph
 
 __all__ = ["Dataset", "load_dataset", "fit", "evaluate", "run", "OPTIMIZERS"]
@@ -182,8 +183,12 @@ def print_row(row: dict, header: bool = False) -> None:
 
 
 def write_graph(model: Callable, params: Any, dataset: Dataset, out: Path) -> str:
-    """graph.svg of the model and its loss (graph.dot when no renderer is installed)."""
-    loss = F.cross_entropy(model(params, dataset.x_test[:2]), dataset.y_test[:2])
+    """graph.svg of the model and its loss (graph.dot when no renderer is installed), and
+    graph.html, the interactive viewer of the same graph."""
+    with trace.tracing():   # the viewer shows where each op was called
+        loss = F.cross_entropy(model(params, dataset.x_test[:2]), dataset.y_test[:2])
+    view(loss, params=params, title=f"{dataset.name}: the model and its loss").save(
+        out / "graph.html")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # folding a large graph is expected here
@@ -342,5 +347,5 @@ def _write_run(state: Run, history: list[dict], data: Dataset, out_dir: Path,
               f"({final['seconds']:.1f} s); wrote {out_dir}/")
         return
     print(f"wrote {out_dir}/: params.npz, optimizer.npz, metrics.json, metrics.csv, "
-          f"curves.png, filters.png, feature_maps.png, "
+          f"curves.png, filters.png, feature_maps.png, graph.html, "
           f"{Path(graph).name if Path(graph).exists() else graph}")
