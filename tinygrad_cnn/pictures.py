@@ -26,12 +26,17 @@ def statistics(array: np.ndarray) -> dict[str, Any]:
                              "inf": int(np.isinf(values).sum()),
                              "zeros": float((values == 0).mean()) if values.size else 0.0}
     for name, reduce in (("min", np.min), ("max", np.max), ("mean", np.mean), ("std", np.std)):
-        stats[name] = float(reduce(finite)) if finite.size else None
+        stats[name] = _short(reduce(finite)) if finite.size else None
     return stats
 
 
-def histogram(array: np.ndarray) -> dict[str, list] | None:
-    """BINS counts over the finite values' range, and the bins' edges."""
+def _short(value: float) -> float:
+    """Six significant digits: what a panel shows, and a page a third the size."""
+    return float(f"{float(value):.6g}")
+
+
+def histogram(array: np.ndarray) -> dict[str, Any] | None:
+    """BINS counts over the finite values' range [low, high] (equal bins)."""
     if array.dtype.kind not in "fiu" or array.size == 0:
         return None
     values = np.asarray(array, dtype=np.float64).ravel()
@@ -39,7 +44,7 @@ def histogram(array: np.ndarray) -> dict[str, list] | None:
     if finite.size == 0:
         return None
     counts, edges = np.histogram(finite, bins=BINS)
-    return {"counts": counts.tolist(), "edges": [float(e) for e in edges]}
+    return {"counts": counts.tolist(), "low": _short(edges[0]), "high": _short(edges[-1])}
 
 
 def _tiles(array: np.ndarray, weight: bool) -> list[np.ndarray]:

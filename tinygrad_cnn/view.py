@@ -93,7 +93,7 @@ def view(*outputs: Tensor, params: Any = None, check: Any = None,
             "summary": [], "checked": check is not None}
     ids = _ids(tensors, nodes, backward)
     results = _check_results(check, nodes)
-    budget = [PICTURE_BUDGET]
+    budget = [PICTURE_BUDGET, PICTURED]
     for tensor in tensors:
         data["nodes"].append(_tensor_entry(tensor, ids, names, grads.get(id(tensor)),
                                            "forward", budget))
@@ -113,7 +113,8 @@ def view(*outputs: Tensor, params: Any = None, check: Any = None,
     return Viewer(data, data["title"])
 
 
-PICTURE_BUDGET = 6 << 20   # bytes of PNG in one page: past it, tensors get statistics only
+PICTURE_BUDGET = 3 << 20   # bytes of PNG in one page: past it, tensors get statistics only
+PICTURED = 400   # forward tensors with pictures and a histogram, at most (the first walked)
 
 
 def _names(params: Any) -> dict[int, str]:
@@ -168,15 +169,17 @@ def _tensor_entry(tensor: Tensor, ids: dict, names: dict[int, str], grad: Tensor
     entry = {"id": _tensor_id(tensor, ids), "kind": "tensor", "op": None,
              "name": names.get(id(tensor)) or tensor.name or "", "leaf": kind,
              "shape": list(tensor.shape), "dtype": str(tensor.dtype), "side": side,
-             "check": None, "stats": statistics(tensor.data),
-             "histogram": histogram(tensor.data), "pictures": [], "grad_pictures": []}
+             "check": None, "stats": statistics(tensor.data), "histogram": None,
+             "pictures": [], "grad_pictures": []}
     if grad is not None:
         entry["grad_stats"] = statistics(grad.data)
-    if budget[0] > 0 and tensor.size > 1:
+    if side == "forward" and budget[0] > 0 and budget[1] > 0 and tensor.size > 1:
+        entry["histogram"] = histogram(tensor.data)
         entry["pictures"] = heatmaps(tensor.data, kind == "parameter")
         if grad is not None:
             entry["grad_pictures"] = heatmaps(grad.data, kind == "parameter")
         budget[0] -= sum(len(p) for p in entry["pictures"] + entry["grad_pictures"])
+        budget[1] -= 1
     return entry
 
 

@@ -43,7 +43,7 @@
     const ops = opsOfSide();
     ops.forEach((op) => {
       const unit = unitOf(op.id);
-      if (!units.has(unit)) units.set(unit, unit.startsWith("b") ? { id: unit, type: "block" } : { id: unit, type: "op" });
+      if (!units.has(unit)) units.set(unit, { id: unit, type: blocks.has(unit) ? "block" : "op" });
     });
     ops.forEach((op) => {
       const unit = unitOf(op.id);
