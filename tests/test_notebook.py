@@ -34,6 +34,7 @@ def test_the_tour_runs_and_displays_inline():
     assert any("receptive field" in t for t in tables)          # summary
     assert any("max rel err" in t and "ok" in t for t in tables)  # gradcheck report
     assert any("LeakyScale" in t and "failed (bug)" in t for t in tables)  # localisation
+    assert any(t.startswith("<iframe srcdoc=") and "tgViewer" in t for t in tables)  # tg.view
     accuracies = [b["text/plain"] for b in bundles if b.get("text/plain", "").startswith("[0.")]
     assert accuracies, "the training run printed no accuracies"
 
