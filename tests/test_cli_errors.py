@@ -29,7 +29,7 @@ def one_line_error(capsys, argv: list[str], *parts: str) -> None:
     (["graph", "-o", "{tmp}/missing/g.dot"], "the folder {tmp}/missing does not exist"),
     (["gradcheck", "--demo", "--graph", "{tmp}/c.txt"], "unsupported format 'txt'"),
     (["gradcheck", "--op", "relu", "--model", "resnet"], "unknown model 'resnet'"),
-    (["gradcheck", "--op", "relu", "--graph", "{tmp}/c.svg"], "--graph draws the per-op"),
+    (["gradcheck", "--op", "relu", "--graph", "{tmp}/c.svg"], "--graph and --html draw the"),
     (["receptive-field", "-o", "{tmp}/rf.txt"], "unsupported picture format 'txt'"),
     (["receptive-field", "-o", "{tmp}/missing/rf.png"], "the folder {tmp}/missing does not"),
     (["summary", "--model", "resnet"], "unknown model 'resnet'"),
