@@ -1,6 +1,7 @@
 """Training speed and accuracy.
 
     python benchmarks/bench_train.py --separate   # the step, each framework alone: the bar
+    python benchmarks/bench_train.py --profile    # where a step's milliseconds go
     python benchmarks/bench_train.py                                   # step time + digits
     python benchmarks/bench_train.py --mnist-dir ../shared/data/mnist  # + real MNIST
 
@@ -136,6 +137,59 @@ def step_alone(framework: str, repeats: int) -> float:
     return interleaved_medians([step], repeats, warmup=3)[0]
 
 
+# where the time of a step goes: (category, test on the function's file and name)
+CATEGORIES = [
+    ("BLAS products", lambda f, n: n in ("_product", "_long_product") or
+     (f.endswith("ops/linalg.py") and n == "forward") or n == "matmul"),
+    ("im2col / col2im copies", lambda f, n: f.endswith(("kernels/conv.py", "kernels/windows.py",
+                                                         "_stride_tricks_impl.py"))),
+    ("pooling", lambda f, n: f.endswith("kernels/pool.py") or "threads.py" in f),
+    ("reductions and finite checks", lambda f, n: f.endswith(("ops/reduce.py", "fromnumeric.py",
+                                                              "_methods.py", "kernels/__init__.py"))
+     or n == "reduce"),
+    ("elementwise passes", lambda f, n: f.endswith(("ops/arithmetic.py", "ops/activation.py",
+                                                    "ops/select.py")) and n == "forward"),
+    ("optimizer (Adam)", lambda f, n: f.endswith("optim.py")),
+]
+
+
+def _category(function: tuple) -> str:
+    filename, _, name = function
+    for category, test in CATEGORIES:
+        if test(filename, name):
+            return category
+    return "Python: engine, graph, checks"
+
+
+def profile(steps: int = 50) -> None:
+    """Milliseconds per step by category, from cProfile's own time of each function; a C
+    function's time goes to the categories of its callers, in their shares."""
+    import cProfile
+    import pstats
+    step = our_step()
+    for _ in range(5):
+        step()
+    profiler = cProfile.Profile()
+    start = time.perf_counter()
+    profiler.enable()
+    for _ in range(steps):
+        step()
+    profiler.disable()
+    wall = (time.perf_counter() - start) / steps * 1e3
+    totals: dict[str, float] = {}
+    for function, (_, _, own, _, callers) in pstats.Stats(profiler).stats.items():
+        shares = [(caller, entry[2]) for caller, entry in callers.items()] \
+            if function[0] == "~" and callers else [(function, own)]
+        spread = sum(t for _, t in shares) or 1.0
+        for owner, part in shares:
+            category = _category(function if function[0] != "~" else owner)
+            totals[category] = totals.get(category, 0.0) + own * part / spread
+    print(f"LeNet-5 training step, batch 64, float32: {wall:.2f} ms under cProfile "
+          "(which adds to the Python part)")
+    for category, seconds in sorted(totals.items(), key=lambda item: -item[1]):
+        print(f"  {category:<32} {seconds / steps * 1e3:6.2f} ms")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mnist-dir", help="folder with t10k-images/labels-idx*-ubyte.gz")
@@ -146,7 +200,12 @@ def main() -> None:
                         help="time the step of each framework alone (the bar)")
     parser.add_argument("--step-alone", choices=["tinygrad_cnn", "torch"],
                         help=argparse.SUPPRESS)
+    parser.add_argument("--profile", action="store_true",
+                        help="where a step's milliseconds go, by kind of work")
     args = parser.parse_args()
+    if args.profile:
+        profile()
+        return
     if args.step_alone:
         print(step_alone(args.step_alone, args.repeats))
         return
