@@ -103,18 +103,16 @@ def _compares_op_names(tree: ast.AST) -> list[str]:
 
 
 def _op_name_tables(tree: ast.AST) -> list[str]:
-    """Sets, dicts, tuples and lists holding three or more op names (`__all__`, a module's
-    public function names, is not one)."""
-    exports = {id(node.value) for node in ast.walk(tree) if isinstance(node, ast.Assign)
-               and any(getattr(t, "id", None) == "__all__" for t in node.targets)}
+    """Sets and dicts holding three or more op names, and module-level tuples or lists of
+    them (`__all__`, a module's public function names, is not one)."""
+    candidates = [node for node in ast.walk(tree) if isinstance(node, (ast.Set, ast.Dict))]
+    candidates += [node.value for node in getattr(tree, "body", [])
+                   if isinstance(node, ast.Assign) and isinstance(node.value, (ast.Tuple, ast.List))
+                   and not any(getattr(t, "id", None) == "__all__" for t in node.targets)]
     found = []
-    for node in ast.walk(tree):
-        if id(node) in exports:
-            continue
-        items = node.keys if isinstance(node, ast.Dict) else getattr(node, "elts", None) \
-            if isinstance(node, (ast.Set, ast.Tuple, ast.List)) else None
-        if items and sum(isinstance(item, ast.Constant) and item.value in REGISTRY
-                         for item in items) >= 3:
+    for node in candidates:
+        items = node.keys if isinstance(node, ast.Dict) else node.elts
+        if sum(isinstance(item, ast.Constant) and item.value in REGISTRY for item in items) >= 3:
             found.append(f"line {node.lineno}")
     return found
 
@@ -128,8 +126,8 @@ def test_no_module_outside_ops_compares_op_names(path):
 
 def test_the_name_checks_find_what_they_look_for():
     planted = ast.parse('if node.name == "conv2d": pass\nOPS = {"add", "sub", "mul"}\n'
-                        'if node.name in SHAPE_OPS: pass')
-    assert len(_compares_op_names(planted)) == 2 and len(_op_name_tables(planted)) == 1
+                        'if node.name in SHAPE_OPS: pass\nMAJOR = ("conv2d", "matmul", "fold")')
+    assert len(_compares_op_names(planted)) == 2 and len(_op_name_tables(planted)) == 2
 
 
 # ----------------------------------------------------------------------------- docs

@@ -84,3 +84,53 @@ class MatMul(Function):
         grad_b = (swap_last_axes(a_matrix) @ g_matrix).sum_to(b_matrix.shape).reshape(b.shape) \
             if need_b else None
         return grad_a, grad_b
+
+
+# ----------------------------------------------------------------------------- linear
+def _linear_samples(rng: np.random.Generator) -> list[Sample]:
+    return [Sample((normal(rng, 4, 3), normal(rng, 5, 3), normal(rng, 5)), label="with bias"),
+            Sample((normal(rng, 2, 4, 3), normal(rng, 2, 3)), label="3-D input, no bias")]
+
+
+def _linear_macs(node: Context) -> int:
+    """One multiply-accumulate per output element per input feature."""
+    return int(node.output.size * node.inputs[1].shape[1])
+
+
+def _linear_onnx(graph: Any, node: Context, inputs: list[str]) -> str:
+    """MatMul by the transposed weight, then Add of the bias (any number of leading axes)"""
+    weight = graph.add("Transpose", [inputs[1]], perm=[1, 0])
+    product = graph.add("MatMul", [inputs[0], weight])
+    return graph.add("Add", [product, inputs[2]]) if len(inputs) == 3 else product
+
+
+def _linear_torch(b: Any, node: Context, args: list) -> Any:
+    """F.linear"""
+    return b.call(b.F.linear, args[0], args[1], args[2] if len(args) == 3 else None)
+
+
+@defop("linear", samples=_linear_samples, kind="linalg", macs=_linear_macs,
+       onnx=_linear_onnx, torch=_linear_torch)
+class Linear(Function):
+    """x @ weight.T + bias: (..., in), (out, in), (out,) -> (..., out), one node (a fused
+    primitive: a LeNet-5 step records 14 nodes fewer than with transpose, matmul, add)."""
+
+    backward_reads = (0, 1)
+
+    @staticmethod
+    def forward(ctx: Context, x: np.ndarray, weight: np.ndarray, *bias: np.ndarray
+                ) -> np.ndarray:
+        out = np.matmul(x, weight.T)
+        if bias:
+            out += bias[0]
+        return out
+
+    @staticmethod
+    def backward(ctx: Context, g: Tensor) -> tuple:
+        x, weight = ctx.inputs[:2]
+        need_x, need_weight = ctx.needs_input_grad[:2]
+        rows = g.reshape(-1, g.shape[-1]) if g.ndim != 2 else g   # (M, out), M = N*...
+        grad_x = g @ weight if need_x else None
+        grad_weight = swap_last_axes(rows) @ x.reshape(-1, x.shape[-1]) if need_weight else None
+        grad_bias = (rows.sum(axis=0),) if len(ctx.inputs) == 3 else ()
+        return (grad_x, grad_weight) + grad_bias
