@@ -8,7 +8,6 @@ from typing import Any
 import numpy as np
 
 from .. import ops
-from ..ops.linalg import Linear
 from ..ops.select import Dropout
 from ..tensor import Tensor, as_tensor
 from .checks import _float_tensor
@@ -21,14 +20,14 @@ def linear(x: Any, weight: Any, bias: Any = None) -> Tensor:
     if weight.ndim != 2 or x.ndim < 1 or x.shape[-1] != weight.shape[1]:
         raise ValueError(f"linear: x {x.shape} needs weight of shape (out_features, "
                          f"{x.shape[-1] if x.ndim else '?'}), got {weight.shape}")
+    out = x @ weight.T
     if bias is not None:
         bias = _float_tensor("linear", "bias", bias)
         if bias.shape != (weight.shape[0],):
             raise ValueError(f"linear: bias must have shape ({weight.shape[0]},), got "
                              f"{bias.shape}")
-    tensors = [t for t in (x, weight, bias) if t is not None]
-    dtype = np.result_type(*[t.dtype for t in tensors])
-    return Linear.apply(*[t.astype(dtype) for t in tensors])
+        out = out + bias
+    return out
 
 
 def flatten(x: Any, start_axis: int = 0, end_axis: int = -1) -> Tensor:
