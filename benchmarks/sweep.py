@@ -2,7 +2,7 @@
 
 Each point is measured in a fresh process per framework (alternating), for the LeNet-5
 training step and the 3x3 64-channel conv (forward + backward), at batch 1, 8, 32, 128 and
-256; the table is printed and a log-log plot written to docs/images/scaling.png.
+512; the table is printed and a log-log plot written to docs/images/scaling.png.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import os
 
 import numpy as np
 
-BATCHES = (1, 8, 32, 128, 256)
+BATCHES = (1, 8, 32, 128, 512)
 CASES = ("lenet5 step", "conv 3x3 64ch")
 PLOT = os.path.join(os.path.dirname(__file__), "..", "docs", "images", "scaling.png")
 
