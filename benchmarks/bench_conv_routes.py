@@ -27,6 +27,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from tinygrad_cnn.kernels import conv
+from tinygrad_cnn.kernels.windows import Window
 
 CASES = [  # name, x shape, weight shape, padding (stride 1)
     ("conv LeNet-2", (64, 6, 14, 14), (16, 6, 5, 5), 0),
@@ -121,7 +122,7 @@ def measure_case(name: str, x_shape: tuple, w_shape: tuple, pad: int, repeats: i
     rng = np.random.default_rng(0)
     x = rng.standard_normal(x_shape).astype(np.float32)
     w = rng.standard_normal(w_shape).astype(np.float32)
-    geometry = ((1, 1), (pad,) * 4, (1, 1), 1)
+    geometry = (Window(w.shape[2:], (1, 1), (pad,) * 4), 1)   # the window, groups
     expected = conv.conv2d_forward(x, w, *geometry)
     print(f"{name}:")
     ms = best_ms(lambda: conv.conv2d_forward(x, w, *geometry), repeats)
