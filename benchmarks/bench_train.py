@@ -173,12 +173,12 @@ def _category(function: tuple) -> str:
     return "Python: engine, graph, checks"
 
 
-def profile(steps: int = 50) -> None:
+def profile(steps: int = 50, batch: int = 64, dtype: str = "float32") -> None:
     """Milliseconds per step by category, from cProfile's own time of each function; a C
     function's time goes to the categories of its callers, in their shares."""
     import cProfile
     import pstats
-    step = our_step()
+    step = our_step(batch, dtype)
     for _ in range(5):
         step()
     profiler = cProfile.Profile()
@@ -196,7 +196,7 @@ def profile(steps: int = 50) -> None:
         for owner, part in shares:
             category = _category(function if function[0] != "~" else owner)
             totals[category] = totals.get(category, 0.0) + own * part / spread
-    print(f"LeNet-5 training step, batch 64, float32: {wall:.2f} ms under cProfile "
+    print(f"LeNet-5 training step, batch {batch}, {dtype}: {wall:.2f} ms under cProfile "
           "(which adds to the Python part)")
     for category, seconds in sorted(totals.items(), key=lambda item: -item[1]):
         print(f"  {category:<32} {seconds / steps * 1e3:6.2f} ms")
@@ -269,7 +269,7 @@ def main() -> None:
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.profile:
-        profile()
+        profile(batch=args.batch, dtype=args.dtype)
         return
     if args.train_alone:
         print(train_alone(args.train_alone, args.mnist_dir))
