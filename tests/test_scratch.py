@@ -92,3 +92,17 @@ def test_clear_frees_the_buffers_and_they_come_back():
     assert scratch.held_bytes() == 0
     for ours, expected in zip(conv_and_grads(*args, g_seed=0), before):
         np.testing.assert_array_equal(ours, expected)
+
+
+@pytest.mark.parametrize("k", range(len(CASES)))
+def test_batch_chunks_give_the_textbook_numbers(k, monkeypatch):
+    """Batches whose columns pass WHOLE_BATCH_BYTES go through im2col in chunks (and the
+    weight gradient recomputes their columns): forced here with tiny limits."""
+    from tinygrad_cnn.kernels import conv
+    monkeypatch.setattr(conv, "WHOLE_BATCH_BYTES", 64)
+    monkeypatch.setattr(conv, "CHUNK_BYTES", 2048)
+    x, w, stride, padding = case_arrays(k)
+    x = np.concatenate([x] * 3)     # several chunks of images
+    out, grad_x, grad_w, g = conv_and_grads(x, w, stride, padding, g_seed=1)
+    for ours, theirs in zip((out, grad_x, grad_w), loops(x, w, stride, padding, g)):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-10, atol=1e-10)
