@@ -15,7 +15,7 @@ from . import all_finite, quiet, scratch
 from .windows import StridePhases, Window, col2im_add, pad_spatial, window_view
 
 CHUNK_BYTES = 4 << 20        # im2col columns per batch chunk: they stay in cache for the product
-WHOLE_BATCH_BYTES = 32 << 20  # up to this, one chunk: its columns are kept for the weight grad
+WHOLE_BATCH_BYTES = 8 << 20   # up to this, one chunk: its columns are kept for the weight grad
 
 
 # ----------------------------------------------------------------------------- numpy kernels
