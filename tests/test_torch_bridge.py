@@ -247,3 +247,13 @@ def test_the_cli_writes_a_module_that_torch_load_returns(tmp_path, capsys):
     np.testing.assert_allclose(module(torch.from_numpy(x)).detach().numpy(),
                                model(params, x).data, rtol=1e-5, atol=1e-5)
     assert list(from_torch(module)) == list(params)
+
+
+def test_sync_batch_norm_conversion_keeps_the_numbers():
+    model, params = float64_params("vgg", {"batch_norm": True})
+    x = np.random.default_rng(7).standard_normal((2, 1, 28, 28))
+    module = to_torch(model, params, x)
+    synced = torch.nn.SyncBatchNorm.convert_sync_batchnorm(module).eval()
+    assert isinstance(synced.get_submodule("block0.bn0"), torch.nn.SyncBatchNorm)
+    np.testing.assert_allclose(synced(torch.from_numpy(x)).detach().numpy(),
+                               model(params, x).data, rtol=0, atol=1e-10)

@@ -220,3 +220,14 @@ def test_the_cli_page(browser, tmp_path, capsys):
     page.ready()
     assert any(n["op"] == "max_pool2d" for n in page.js("tgViewer.nodes()"))
     page.close()
+
+
+def test_hovering_an_op_names_its_backward_nodes(browser, tmp_path):
+    _, viewer = lenet_page(tmp_path)
+    page = open_page(browser, viewer, tmp_path)
+    conv = next(n for n in page.js("tgViewer.nodes()")
+                if n["op"] == "conv2d" and n["side"] == "forward")
+    page.page.hover(f'[data-node-id="{conv["id"]}"]')
+    status = page.page.inner_text("#tg-status")
+    assert status.startswith("conv2d: ") and "conv2d_weight_grad" in status
+    page.close()

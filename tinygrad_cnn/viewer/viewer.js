@@ -183,6 +183,8 @@
     text.textContent = label(unit);
     if (unit.type === "block") text.classList.add("tg-badge");
     group.addEventListener("click", (event) => { event.stopPropagation(); onClick(unit); });
+    group.addEventListener("mouseenter", () => hover(unit.id));
+    group.addEventListener("mouseleave", () => hover(null));
   }
 
   function blockCheck(blockId) {
@@ -232,6 +234,18 @@
   }
 
   function partnersOf(id) { return partners.get(id) || []; }
+
+  function hover(id) {
+    // hovering an op outlines its partners on the other side (drawn when that side shows)
+    const friends = new Set(id ? partnersOf(id) : []);
+    document.querySelectorAll("#tg-scene .tg-node").forEach((g) => {
+      const members = blocks.has(g.dataset.nodeId) ? blocks.get(g.dataset.nodeId).members : [g.dataset.nodeId];
+      g.classList.toggle("tg-hover-partner", members.some((m) => friends.has(m)));
+    });
+    const status = document.getElementById("tg-status");
+    status.textContent = id && byId.get(id) && partnersOf(id).length
+      ? byId.get(id).op + ": " + partnersOf(id).map((p) => byId.get(p).op).join(", ") + " on the other side" : "";
+  }
 
   // ---------------------------------------------------------------- details
   function select(id) {
