@@ -22,7 +22,6 @@ import numpy as np
 from . import trace
 from .autograd import (
     Context,
-    enable_grad,
     no_grad,
     topological_nodes,
 )
@@ -30,8 +29,8 @@ from .checking import probe_inputs
 from .data import write_atomically
 from .ops import REGISTRY, spec_of
 from .ops.lowering import NO_BATCH, ExportError
+from .recording import copied, record
 from .tensor import Buffer, Tensor
-from .tree import tree_flatten, tree_keys, tree_unflatten
 
 __all__ = ["export", "ExportError", "supported_ops", "DEFAULT_OPSET"]
 
@@ -153,60 +152,22 @@ def _broadcast_batch_axis(node: Context, batched: list[tuple[Tensor, int | None]
 
 
 # ----------------------------------------------------------------------------- export
-def _as_dtype(array: np.ndarray, dtype: Any) -> np.ndarray:
-    """Floating arrays in `dtype` (None keeps them); Buffers stay Buffers."""
-    if dtype is None or array.dtype.kind != "f" or array.dtype == dtype:
-        return array
-    converted = array.astype(dtype)
-    return converted.view(Buffer) if isinstance(array, Buffer) else converted
-
-
-def _copy_leaf(leaf: Any, dtype: Any) -> Any:
-    """A param leaf in `dtype`, as a copy: recording must not change the caller's arrays
-    (batch norm in training mode updates its running statistics)."""
-    if isinstance(leaf, Buffer):
-        return np.array(_as_dtype(leaf, dtype)).view(Buffer)
-    array = leaf.data if isinstance(leaf, Tensor) else np.asarray(leaf)
-    return np.array(_as_dtype(array, dtype))
-
-
 def _record(f: Callable, params: Any, example_input: Any, dtype: Any, reserved: set
             ) -> tuple[Tensor, Tensor, list[tuple[str, np.ndarray]], dict, dict]:
-    """Run f once, tracing: (output, input Tensor, [(param's ONNX name, array)], names,
-    derived: the arrays computed from the input, recorded or not). Every param gets a
-    distinct ONNX name, its key where that is free (not in `reserved`, not taken)."""
-    leaves, spec = tree_flatten(params)
-    keys = tree_keys(params)
-    _check_param_leaves(keys, leaves)
-    tensors = [leaf if isinstance(leaf, Buffer) else Tensor(leaf, requires_grad=True)
-               for leaf in (_copy_leaf(leaf, dtype) for leaf in leaves)]
-    example = example_input.data if isinstance(example_input, Tensor) else \
-        np.asarray(example_input)
-    x = Tensor(np.array(_as_dtype(example, dtype)), requires_grad=True)
-    with enable_grad(), trace.tracing(), trace.following_input(x.data) as derived:
-        out = f(tree_unflatten(spec, tensors), x)
-    if not isinstance(out, Tensor):
-        raise TypeError(f"export: the model must return a Tensor, got {type(out).__name__}")
+    """Run f once (`recording.record`): (output, input Tensor, [(param's ONNX name,
+    array)], names, derived: the arrays computed from the input, recorded or not). Every
+    param gets a distinct ONNX name, its key where that is free (not in `reserved`)."""
+    run = record(f, params, example_input, caller="export", error=ExportError, dtype=dtype)
     names: dict = {}
     arrays = []
     taken = set(reserved)
-    for key, tensor in zip(keys, tensors):
+    for key, leaf in zip(run.keys, run.leaves):
         name = _unique(key, taken)
         taken.add(name)
-        array = tensor if isinstance(tensor, Buffer) else tensor.data
-        names[id(tensor)] = names[_pointer(np.asarray(array))] = name
-        arrays.append((name, np.asarray(array)))
-    return out, x, arrays, names, derived
-
-
-def _check_param_leaves(keys: list[str], leaves: list) -> None:
-    for key, leaf in zip(keys, leaves):
-        array = leaf.data if isinstance(leaf, Tensor) else np.asarray(leaf)
-        if array.dtype.kind != "f":
-            raise ExportError(f"export: param {key!r} has dtype {array.dtype} "
-                              f"({type(leaf).__name__}); params must be floating arrays (Tensors, "
-                              "numpy arrays or Buffers): pass integer constants to the "
-                              "model another way, or as floats")
+        array = np.asarray(leaf if isinstance(leaf, Buffer) else leaf.data)
+        names[id(leaf)] = names[_pointer(array)] = name
+        arrays.append((name, array))
+    return run.out, run.x, arrays, names, run.derived
 
 
 def export(f: Callable, params: Any, example_input: Any, path: str | os.PathLike, *,
@@ -307,8 +268,7 @@ def _verify(payload: bytes, f: Callable, params: Any, example: np.ndarray, dynam
                           "nothing was written (for another runtime, pass verify=False)"
                           ) from None
     for probe in probe_inputs(example, dynamic):
-        tree = tree_unflatten(tree_flatten(params)[1],
-                              [_copy_leaf(leaf, dtype) for leaf in tree_flatten(params)[0]])
+        tree = copied(params, dtype)
         with no_grad():
             want = f(tree, Tensor(probe)).data
         try:

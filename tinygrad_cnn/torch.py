@@ -23,11 +23,10 @@ import numpy as np
 from . import trace
 from .autograd import Context
 from .checking import probe_inputs
-from .gradmode import enable_grad
 from .graph import forward_order
 from .ops import spec_of
+from .recording import record
 from .tensor import Buffer, Tensor
-from .tree import tree_flatten, tree_keys, tree_unflatten
 
 __all__ = ["to_torch", "from_torch", "BridgeError"]
 
@@ -120,26 +119,6 @@ def _register(torch: Any, root: Any, key: str, array: np.ndarray, buffer: bool) 
         owner.register_parameter(leaf, torch.nn.Parameter(value))
 
 
-def _record(f: Callable, params: Any, example: Any, train: bool, seed: int
-            ) -> tuple[Tensor, Tensor, list[str], list[Any], list[np.ndarray], dict]:
-    """Run f once on copies of the params (Tensors that require grad, Buffers as Buffers);
-    also returns the params' values from before the run (training updates Buffers)."""
-    leaves, spec = tree_flatten(params)
-    keys = tree_keys(params)
-    tensors = [np.array(leaf).view(Buffer) if isinstance(leaf, Buffer) else
-               Tensor(np.array(leaf.data if isinstance(leaf, Tensor) else leaf),
-                      requires_grad=True) for leaf in leaves]
-    before = [np.array(t if isinstance(t, Buffer) else t.data) for t in tensors]
-    x = Tensor(np.array(example.data if isinstance(example, Tensor) else example),
-               requires_grad=True)
-    options = {"train": True, "rng": np.random.default_rng(seed)} if train else {}
-    with enable_grad(), trace.tracing(), trace.following_input(x.data) as derived:
-        out = f(tree_unflatten(spec, tensors), x, **options)
-    if not isinstance(out, Tensor):
-        raise TypeError(f"to_torch: the model must return a Tensor, got {type(out).__name__}")
-    return out, x, keys, tensors, before, derived
-
-
 def _lower(builder: Builder, node: Context) -> Any:
     spec = spec_of(node)
     where = node.where or "unknown line"
@@ -189,7 +168,11 @@ def to_torch(f: Callable, params: Any, example_input: Any, *, train: bool = Fals
     called. The module is returned in training mode with `train=True`, else in eval mode.
     """
     torch = _torch()
-    out, x, keys, tensors, before, derived = _record(f, params, example_input, train, seed)
+    options = {"train": True, "rng": np.random.default_rng(seed)} if train else {}
+    run = record(f, params, example_input, caller="to_torch", error=BridgeError,
+                 options=options)
+    out, x, keys, tensors, before, derived = run.out, run.x, run.keys, run.leaves, \
+        run.initial, run.derived
     root = torch.nn.Module()
     for key, tensor, array in zip(keys, tensors, before):
         _register(torch, root, key, array, isinstance(tensor, Buffer))
