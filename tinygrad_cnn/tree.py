@@ -10,7 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["tree_flatten", "tree_unflatten", "tree_keys"]
+from .tensor import Tensor
+
+__all__ = ["tree_flatten", "tree_unflatten", "tree_keys", "tensor_keys"]
 
 
 def tree_flatten(tree: Any) -> tuple[list[Any], Any]:
@@ -49,3 +51,11 @@ def tree_keys(tree: Any) -> list[str]:
             return [k for i, value in enumerate(node) for k in paths(value, f"{prefix}{i}.")]
         return [prefix[:-1]]
     return paths(tree, "")
+
+
+def tensor_keys(tree: Any) -> dict[int, str]:
+    """id(Tensor) -> its dotted key, for the Tensor leaves of a tree (None: no tree)."""
+    if tree is None:
+        return {}
+    return {id(leaf): key for leaf, key in zip(tree_flatten(tree)[0], tree_keys(tree))
+            if isinstance(leaf, Tensor)}

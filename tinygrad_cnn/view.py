@@ -32,7 +32,7 @@ from .pictures import heatmaps, histogram, statistics
 from .receptive import Field, theoretical_fields
 from .summary import saved_arrays
 from .tensor import Tensor
-from .tree import tree_flatten, tree_keys
+from .tree import tensor_keys
 
 __all__ = ["view", "Viewer"]
 
@@ -87,7 +87,7 @@ def view(*outputs: Tensor, params: Any = None, check: Any = None,
         raise TypeError(f"view: check must be the LocateReport of locate_gradient_error, "
                         f"got {type(check).__name__}")
     tensors, nodes = walk(list(outputs))
-    names = _names(params)
+    names = tensor_keys(params)
     grads, backward = _backward(outputs[0], tensors)
     data = {"title": title or "computation graph", "nodes": [], "blocks": [],
             "summary": [], "checked": check is not None}
@@ -115,14 +115,6 @@ def view(*outputs: Tensor, params: Any = None, check: Any = None,
 
 PICTURE_BUDGET = 3 << 20   # bytes of PNG in one page: past it, tensors get statistics only
 PICTURED = 400   # forward tensors with pictures and a histogram, at most (the first walked)
-
-
-def _names(params: Any) -> dict[int, str]:
-    if params is None:
-        return {}
-    leaves = tree_flatten(params)[0]
-    return {id(leaf): key for leaf, key in zip(leaves, tree_keys(params))
-            if isinstance(leaf, Tensor)}
 
 
 def _backward(out: Tensor, tensors: list[Tensor]) -> tuple[dict[int, Tensor], list[Context]]:

@@ -23,7 +23,7 @@ from .graph import forward_order, leaf_kind, walk
 from .locate import STATUS_COLOURS, LocateReport, op_name
 from .render import RendererNotFound, find_renderer, graph_class, graph_format, render
 from .tensor import Tensor
-from .tree import tree_flatten, tree_keys
+from .tree import tensor_keys
 
 if TYPE_CHECKING:
     import graphviz
@@ -44,15 +44,6 @@ STYLE = {
 CHECK_CLASS = {"passed": "check-passed", "failed": "check-failed",
                "not differentiable here": "check-nondiff", "not checked": "check-unchecked"}
 CHECK_SEVERITY = ("failed", "not differentiable here", "passed", "not checked")
-
-
-def _param_names(params: Any) -> dict[int, str]:
-    """id(tensor) -> dotted key, from a (nested) dict or list of Tensors."""
-    if params is None:
-        return {}
-    leaves = tree_flatten(params)[0]
-    return {id(leaf): key for leaf, key in zip(leaves, tree_keys(params))
-            if isinstance(leaf, Tensor)}
 
 
 # ----------------------------------------------------------------------------- labels
@@ -119,7 +110,7 @@ def to_dot(*outputs: Tensor, params: Any = None, show_shapes: bool = True,
                "show_grads": show_grads, "show_attrs": show_attrs}
     tensors, nodes = walk(roots)
     options["check"] = _check_results(nodes, check) if check is not None else None
-    names = _param_names(params)
+    names = tensor_keys(params)
     dot = graph_class()("computation_graph", graph_attr={"rankdir": rankdir},
                         node_attr={"fontname": "Helvetica", "fontsize": "11"})
     folded = folded_chains(nodes, max_nodes) if max_nodes and len(nodes) > max_nodes else None
