@@ -231,3 +231,94 @@ def test_hovering_an_op_names_its_backward_nodes(browser, tmp_path):
     status = page.page.inner_text("#tg-status")
     assert status.startswith("conv2d: ") and "conv2d_weight_grad" in status
     page.close()
+
+
+# ----------------------------------------------------------------------------- drawn nets
+def drawn_nets():
+    """The ONNX fuzz's net generator (convs, pools, elementwise, norms, shape ops...)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        "export_fuzz", Path(__file__).with_name("test_export_fuzz.py"))
+    fuzz = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fuzz)
+    return fuzz.nets()
+
+
+def drawn_page(net, seed: int):
+    """A drawn net's loss, its page, and the oracle: the recorded graph and gradients."""
+    rng = np.random.default_rng(seed)
+    params = {k: Tensor(v.astype(np.float64), requires_grad=True)
+              for k, v in net.params.items()}
+    x = rng.standard_normal((2,) + net.shape_in)
+    loss = (net(params, Tensor(x, requires_grad=True)) ** 2).sum()   # always a graph
+    return loss, params, tg.view(loss, params=params)
+
+
+def check_page_against_graph(loss, params, viewer) -> None:
+    import json
+    import re
+
+    from tinygrad_cnn.ops import spec_of
+    data = viewer.data
+    forward = [n for n in data["nodes"] if n["kind"] == "op" and n["side"] == "forward"]
+    recorded = tg.autograd.topological_nodes([loss])
+    assert sorted(n["op"] for n in forward) == sorted(node.name for node in recorded)
+    by_output = {tuple(n["shape"]): n for n in forward}
+    for node in recorded:
+        entry = by_output[tuple(node.output.shape)]
+        assert entry["shape"] == list(node.output.shape)
+    assert sum(n["macs"] for n in forward) == sum(spec_of(node).macs_of(node)
+                                                  for node in recorded)
+    members = [m for block in data["blocks"] for m in block["members"]]
+    assert sorted(members) == sorted(n["id"] for n in forward)     # a partition
+    ops = {n["id"] for n in data["nodes"] if n["kind"] == "op"}   # (a composite's backward
+    assert all(n["partner"] in ops for n in data["nodes"]         # links to inner nodes)
+               if n["kind"] == "op" and n["side"] == "backward" and n["partner"])
+    grads = tg.grad_of(loss, list(params.values()), allow_unused=True)
+    by_name = {n["name"]: n for n in data["nodes"] if n["kind"] == "tensor"}
+    for (key, tensor), grad in zip(params.items(), grads):
+        if grad is not None:
+            stats = by_name[key]["grad_stats"]
+            assert np.isclose(stats["max"], grad.data.max(), rtol=1e-5, atol=1e-12)
+            assert np.isclose(stats["min"], grad.data.min(), rtol=1e-5, atol=1e-12)
+    payload = re.search(r'<script type="application/json" id="tg-data">(.*?)</script>',
+                        viewer.html, re.S).group(1)
+    assert json.loads(payload.replace("<\\/", "</")) == json.loads(json.dumps(data))
+
+
+EXAMPLES = [pytest.param(25, id="ci"), pytest.param(300, id="slow", marks=pytest.mark.slow)]
+
+
+@pytest.mark.parametrize("examples", EXAMPLES)
+def test_drawn_nets_give_pages_that_hold_their_graph(examples):
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+    pytest.importorskip("onnx")
+
+    @given(net=drawn_nets(), seed=st.integers(0, 2 ** 32 - 1))
+    def prop(net, seed: int) -> None:
+        check_page_against_graph(*drawn_page(net, seed))
+
+    settings(max_examples=examples, deadline=None,
+             suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])(prop)()
+
+
+def test_drawn_nets_open_in_the_browser_without_errors(browser, tmp_path):
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+    pytest.importorskip("onnx")
+
+    @given(net=drawn_nets(), seed=st.integers(0, 2 ** 32 - 1))
+    def prop(net, seed: int) -> None:
+        _, _, viewer = drawn_page(net, seed)
+        page = open_page(browser, viewer, tmp_path)
+        shown = page.js("tgViewer.nodes()")
+        assert len(shown) == len(viewer.data["nodes"])
+        visible = page.js("tgViewer.visible()")
+        assert visible and set(visible) <= {n["id"] for n in shown} | \
+            {b["id"] for b in viewer.data["blocks"]}
+        page.close()
+
+    settings(max_examples=6, deadline=None,
+             suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
+                                    HealthCheck.data_too_large])(prop)()
