@@ -276,7 +276,7 @@ def check_page_against_graph(loss, params, viewer) -> None:
                if n["kind"] == "op" and n["side"] == "backward" and n["partner"])
     grads = tg.grad_of(loss, list(params.values()), allow_unused=True)
     by_name = {n["name"]: n for n in data["nodes"] if n["kind"] == "tensor"}
-    for (key, tensor), grad in zip(params.items(), grads):
+    for key, grad in zip(params, grads):
         if grad is not None:
             stats = by_name[key]["grad_stats"]
             assert np.isclose(stats["max"], grad.data.max(), rtol=1e-5, atol=1e-12)
