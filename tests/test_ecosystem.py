@@ -100,11 +100,19 @@ def test_optimizers_on_numpy_params_match_torch(name, options, dtype, steps, tol
      "nesterov needs momentum > 0 and zero dampening"),
     (lambda p: optim.Adam(p, eps=-1e-8), "invalid eps value -1e-08"),
     (lambda p: optim.AdamW(p, weight_decay=-0.1), "invalid weight_decay value -0.1"),
+    (lambda p: optim.Adam(p, betas=(0.9,)), r"betas must be in \[0, 1\), got \(0.9,\)"),
 ])
 def test_hyperparameters_are_checked_as_torch_checks_them(make, expected):
     with pytest.raises(ValueError, match=expected):
         make({"w": np.ones(2)})
     optim.SGD({"w": np.ones(2)}, lr=0)    # lr=0 is allowed, as in torch.optim
+
+
+def test_a_hyperparameter_that_is_not_a_number_is_a_type_error():
+    with pytest.raises(TypeError, match="SGD: lr must be a number, got '0.1'"):
+        optim.SGD({"w": np.ones(2)}, lr="0.1")
+    with pytest.raises(TypeError, match="Adam: eps must be a number, got None"):
+        optim.Adam({"w": np.ones(2)}, eps=None)
 
 
 def _stepped(kind, params):

@@ -11,6 +11,7 @@ leaves (batch norm's running statistics) are part of the structure but never upd
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any
 
 import numpy as np
@@ -150,8 +151,11 @@ class Optimizer:
 
 
 def _check_at_least_zero(name: str, **values: float) -> None:
-    """ValueError, as torch.optim words it, for a hyperparameter below 0 (or NaN)."""
+    """ValueError, as torch.optim words it, for a hyperparameter below 0 (or NaN); TypeError
+    for one that is not a number."""
     for key, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise TypeError(f"{name}: {key} must be a number, got {value!r}")
         if not value >= 0:
             raise ValueError(f"{name}: invalid {key} value {value}; it must be >= 0")
 
@@ -199,7 +203,8 @@ class Adam(Optimizer):
         super().__init__(params, lr)
         name = type(self).__name__
         _check_at_least_zero(name, eps=eps, weight_decay=weight_decay)
-        if not all(0 <= b < 1 for b in betas):
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2 or not all(
+                isinstance(b, numbers.Real) and 0 <= b < 1 for b in betas):
             raise ValueError(f"{name}: betas must be in [0, 1), got {betas}")
         self.betas, self.eps, self.weight_decay = betas, eps, weight_decay
         self.amsgrad, self.maximize = amsgrad, maximize
