@@ -322,3 +322,14 @@ def test_drawn_nets_open_in_the_browser_without_errors(browser, tmp_path):
     settings(max_examples=6, deadline=None,
              suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
                                     HealthCheck.data_too_large])(prop)()
+
+
+def test_the_report_of_a_localizing_gradcheck_colours_the_page():
+    from tinygrad_cnn.demo import demo_inputs, demo_loss
+    params, images, labels = demo_inputs()
+    keys = list(params)
+    with pytest.raises(tg.GradcheckError) as failure:
+        tg.gradcheck(lambda *values: demo_loss(dict(zip(keys, values)), images, labels),
+                     [params[k] for k in keys], localize=True)
+    page = tg.view(failure.value.report.output, check=failure.value.report)
+    assert [n["op"] for n in page.data["nodes"] if n["check"] == "failed"] == ["leakyscale"]
