@@ -196,6 +196,8 @@ EXAMPLES = [pytest.param(30, id="ci"), pytest.param(500, id="slow", marks=pytest
 
 @pytest.mark.parametrize("examples", EXAMPLES)
 def test_drawn_nets_convert_exactly_or_are_refused(examples):
+    """A convertible net converts and matches at two new batch sizes; a refusal only ever
+    meets a net that depends on a value computed outside the graph or on the batch size."""
     pytest.importorskip("onnx")   # the net drawer lives in the ONNX fuzz test
     import importlib.util
     from pathlib import Path
@@ -214,7 +216,8 @@ def test_drawn_nets_convert_exactly_or_are_refused(examples):
         except BridgeError:
             assert not net.exportable, f"{net} was refused"
             return
-        assert net.exportable, f"{net} converted although it depends on a frozen value"
+        # converted: it must compute the net on fresh inputs, whatever it is made of (a
+        # frozen value can be harmless: a batch mean of a log_softmax over one channel)
         for batch in (2, 3):
             x = rng.standard_normal((batch,) + net.shape_in).astype(np.float32)
             want = net(net.params, Tensor(x)).data
